@@ -1,0 +1,49 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+HOST ?= 127.0.0.1
+PORT ?= 8080
+
+.PHONY: install sysdeps test lint typecheck pytest demo bench soak clean changelog
+
+$(PY):
+	python3 -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --disable-pip-version-check -q -e '.[test,bench,redis,gunicorn]'
+	touch $@
+
+install: $(STAMP)
+
+# Debian packages the tests drive for real (curl, Chromium, redis-server), installed when missing.
+sysdeps:
+	@bash .ci/sysdeps
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+pytest: install sysdeps
+	$(VENV)/bin/pytest --cov --cov-report=term $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+demo: install
+	$(PY) examples/demo.py --host $(HOST) --port $(PORT)
+
+bench: install sysdeps
+	@set -e; for b in bench/*.py; do echo "== $$b"; $(PY) $$b; done
+
+soak: install
+	$(PY) bench/soak.py
+
+changelog: install
+	$(VENV)/bin/towncrier build --draft --version "$$($(PY) -c 'import aiohttp_helpers as a; print(a.__version__)')"
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .coverage .coverage.* htmlcov build dist

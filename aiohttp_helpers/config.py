@@ -1,0 +1,153 @@
+"""Frozen, keyword-only settings: upload limits and WebSocket settings."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .broadcast import BroadcastBackend
+
+__all__ = ["UploadLimits", "WebSocketSettings"]
+
+KiB = 2**10
+MiB = 2**20
+
+
+def _positive(name: str, value: int | float | None, *, optional: bool = False) -> None:
+    if value is None:
+        if optional:
+            return
+        raise ValueError(f"{name} must be set")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {value!r}")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class UploadLimits:
+    """Limits enforced while a multipart body streams in.
+
+    Sizes are bytes. ``max_body_size`` counts bytes on the wire (chunked bodies
+    included); ``max_file_size`` and ``max_field_size`` count decoded bytes of one
+    part; ``max_decoded_size`` caps the decoded bytes of the whole body, so that a
+    compressed or base64 part cannot expand past it. ``allowed_types`` maps a field
+    name (or ``"*"`` for any file field) to the media types accepted there; a
+    pattern such as ``"image/*"`` matches a whole top-level type. ``sniff_types``
+    names the fields whose leading bytes are checked against the declared type.
+    ``idle_timeout`` is the number of seconds with no body bytes arriving before
+    the request is answered with 408.
+    """
+
+    max_body_size: int = 100 * MiB
+    max_file_size: int = 100 * MiB
+    max_files: int = 100
+    max_field_size: int = 1 * MiB
+    max_fields: int = 1000
+    max_parts: int = 1100
+    max_part_headers: int = 32
+    max_header_size: int = 16 * KiB
+    max_preamble_size: int = 64 * KiB
+    max_depth: int = 2
+    max_decoded_size: int | None = None
+    allowed_types: Mapping[str, Sequence[str]] | None = None
+    sniff_types: frozenset[str] = frozenset()
+    spool_max_size: int = 1 * MiB
+    tmp_dir: str | os.PathLike[str] | None = None
+    idle_timeout: float | None = 30.0
+    chunk_size: int = 256 * KiB
+
+    def __post_init__(self) -> None:
+        for name in (
+            "max_body_size",
+            "max_file_size",
+            "max_files",
+            "max_field_size",
+            "max_fields",
+            "max_parts",
+            "max_part_headers",
+            "max_header_size",
+            "max_preamble_size",
+            "max_depth",
+            "chunk_size",
+        ):
+            _positive(name, getattr(self, name))
+        _positive("max_decoded_size", self.max_decoded_size, optional=True)
+        _positive("idle_timeout", self.idle_timeout, optional=True)
+        if isinstance(self.spool_max_size, bool) or not isinstance(self.spool_max_size, int):
+            raise TypeError("spool_max_size must be an int")
+        if self.spool_max_size < 0:
+            raise ValueError(f"spool_max_size must not be negative, got {self.spool_max_size!r}")
+        if self.chunk_size < 1024:
+            raise ValueError("chunk_size must be at least 1024 bytes")
+        if self.allowed_types is not None:
+            frozen: dict[str, tuple[str, ...]] = {}
+            for key, types in self.allowed_types.items():
+                if isinstance(types, str):
+                    raise TypeError(
+                        f"allowed_types[{key!r}] must be a sequence of media types, not a string"
+                    )
+                cleaned = tuple(t.strip().lower() for t in types)
+                for t in cleaned:
+                    if t.count("/") != 1:
+                        raise ValueError(f"allowed_types[{key!r}]: {t!r} is not a media type")
+                frozen[key] = cleaned
+            object.__setattr__(self, "allowed_types", MappingProxyType(frozen))
+        object.__setattr__(self, "sniff_types", frozenset(self.sniff_types))
+        if self.tmp_dir is not None:
+            object.__setattr__(self, "tmp_dir", os.fspath(self.tmp_dir))
+
+    @property
+    def decoded_limit(self) -> int:
+        """The effective cap on decoded bytes of a whole body."""
+        if self.max_decoded_size is not None:
+            return self.max_decoded_size
+        return self.max_body_size * 4
+
+    def replace(self, **changes: Any) -> UploadLimits:
+        """A copy with ``changes`` applied (and validated)."""
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WebSocketSettings:
+    """How the package's WebSocket handlers and registry behave.
+
+    ``heartbeat`` is the ping interval in seconds (``None``: no pings);
+    ``max_msg_size`` the largest message accepted (larger ones close with 1009);
+    ``receive_timeout`` the longest wait for a message; ``max_connections`` and
+    ``max_connections_per_client`` cap open sockets (over a cap, 1013);
+    ``send_timeout`` bounds one socket's share of a broadcast; ``close_timeout`` is
+    the deadline for the closing handshake at shutdown; ``broadcast`` selects the
+    backend that carries broadcasts between processes (``None``: in memory).
+    """
+
+    heartbeat: float | None = 30.0
+    max_msg_size: int = 4 * MiB
+    receive_timeout: float | None = None
+    protocols: tuple[str, ...] = ()
+    compress: bool = True
+    max_connections: int | None = None
+    max_connections_per_client: int | None = None
+    send_timeout: float = 5.0
+    close_timeout: float = 5.0
+    broadcast: BroadcastBackend | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        _positive("heartbeat", self.heartbeat, optional=True)
+        _positive("max_msg_size", self.max_msg_size)
+        _positive("receive_timeout", self.receive_timeout, optional=True)
+        _positive("max_connections", self.max_connections, optional=True)
+        _positive("max_connections_per_client", self.max_connections_per_client, optional=True)
+        _positive("send_timeout", self.send_timeout)
+        _positive("close_timeout", self.close_timeout)
+        object.__setattr__(self, "protocols", tuple(self.protocols))
+
+    def replace(self, **changes: Any) -> WebSocketSettings:
+        """A copy with ``changes`` applied (and validated)."""
+        return dataclasses.replace(self, **changes)

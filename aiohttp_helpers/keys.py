@@ -1,0 +1,32 @@
+"""Every ``web.AppKey`` and ``web.RequestKey`` the package uses."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from .config import UploadLimits, WebSocketSettings
+
+if TYPE_CHECKING:
+    from .plugin import Helpers
+    from .scope import RequestScope
+
+__all__ = [
+    "HELPERS_KEY",
+    "REQUEST_SCOPE_KEY",
+    "ROUTE_LIMITS_KEY",
+    "UPLOAD_LIMITS_KEY",
+    "WS_SETTINGS_KEY",
+]
+
+#: The :class:`~aiohttp_helpers.Helpers` handle of an app that went through ``setup()``.
+HELPERS_KEY: web.AppKey[Helpers] = web.AppKey("aiohttp_helpers.helpers")
+#: Upload limits of an app; sub-apps inherit them through ``request.config_dict``.
+UPLOAD_LIMITS_KEY = web.AppKey("aiohttp_helpers.upload_limits", UploadLimits)
+#: WebSocket settings of an app; sub-apps inherit them through ``request.config_dict``.
+WS_SETTINGS_KEY = web.AppKey("aiohttp_helpers.websocket_settings", WebSocketSettings)
+#: Limits set on one route with ``@upload_limits(...)``.
+ROUTE_LIMITS_KEY = web.RequestKey("aiohttp_helpers.route_limits", UploadLimits)
+#: Resources that live as long as one request (spooled files, say).
+REQUEST_SCOPE_KEY: web.RequestKey[RequestScope] = web.RequestKey("aiohttp_helpers.scope")

@@ -1,0 +1,155 @@
+"""``setup(app)``: the one place that wires the package into an application."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from .config import UploadLimits, WebSocketSettings
+from .keys import HELPERS_KEY, UPLOAD_LIMITS_KEY, WS_SETTINGS_KEY
+from .lifecycle import AppState, Lifecycle
+from .middleware import make_middleware
+from .signals import RequestSignals
+
+__all__ = ["Helpers", "configure", "get_helpers", "setup"]
+
+
+@dataclass(eq=False)
+class Helpers:
+    """What ``setup()`` installed on one application."""
+
+    app: web.Application
+    limits: UploadLimits
+    websocket_settings: WebSocketSettings
+    signals: RequestSignals
+    lifecycle: Lifecycle
+    health: str | None = None
+    drain_delay: float = 0.0
+
+    @property
+    def state(self) -> AppState:
+        """The application's :class:`AppState`."""
+        return self.lifecycle.state
+
+
+def _refuse_frozen(app: web.Application, what: str) -> None:
+    # pre_frozen: add_subapp() pre-freezes the sub-app (middlewares and router) at once.
+    if app.frozen or app.pre_frozen:
+        raise RuntimeError(
+            f"{what} must be called before the application is frozen; this one already is "
+            "(add_subapp() freezes a sub-app at once, and so does starting the app): "
+            f"call {what} on it before add_subapp() or before it starts"
+        )
+
+
+def setup(
+    app: web.Application,
+    *,
+    limits: UploadLimits | None = None,
+    websockets: WebSocketSettings | None = None,
+    health: str | None = None,
+    drain_delay: float = 0.0,
+    strict_signals: bool = False,
+) -> Helpers:
+    """Install the package on ``app`` and return its :class:`Helpers` handle.
+
+    Call it once per application, before the application (or its parent) is frozen.
+
+    Args:
+        limits: upload limits for this app and the sub-apps that do not set their own.
+        websockets: WebSocket settings, inherited the same way.
+        health: a path prefix under which ``/live`` and ``/ready`` answer, or ``None``.
+        drain_delay: seconds to keep serving, with readiness at 503, before shutting down.
+        strict_signals: re-raise a failing signal receiver's error (for tests).
+
+    Raises:
+        RuntimeError: the app is frozen, or ``setup()`` already ran on it.
+    """
+    if not isinstance(app, web.Application):
+        raise TypeError(f"setup() needs an aiohttp.web.Application, got {type(app).__name__}")
+    _refuse_frozen(app, "aiohttp_helpers.setup()")
+    if HELPERS_KEY in app:
+        raise RuntimeError(
+            "aiohttp_helpers.setup() already ran on this application; use the Helpers it "
+            "returned (aiohttp_helpers.get_helpers(app)), or aiohttp_helpers.configure() "
+            "to change its settings"
+        )
+    if limits is not None and not isinstance(limits, UploadLimits):
+        raise TypeError(f"limits must be an UploadLimits, got {type(limits).__name__}")
+    if websockets is not None and not isinstance(websockets, WebSocketSettings):
+        raise TypeError(f"websockets must be a WebSocketSettings, got {type(websockets).__name__}")
+    if health is not None and (not health.startswith("/") or health.endswith("/")):
+        raise ValueError(f"health must be a path such as '/health', got {health!r}")
+    if isinstance(drain_delay, bool) or not isinstance(drain_delay, int | float):
+        raise TypeError("drain_delay must be a number of seconds")
+    if drain_delay < 0:
+        raise ValueError(f"drain_delay must not be negative, got {drain_delay!r}")
+
+    if limits is not None:
+        app[UPLOAD_LIMITS_KEY] = limits
+    if websockets is not None:
+        app[WS_SETTINGS_KEY] = websockets
+    signals = RequestSignals(app, strict=strict_signals)
+    helpers = Helpers(
+        app=app,
+        limits=limits or UploadLimits(),
+        websocket_settings=websockets or WebSocketSettings(),
+        signals=signals,
+        lifecycle=Lifecycle(app),
+        health=health,
+        drain_delay=float(drain_delay),
+    )
+    app[HELPERS_KEY] = helpers
+    app.middlewares.append(make_middleware(signals))
+
+    async def _freeze_signals(app: web.Application) -> None:
+        signals.freeze()
+        helpers.lifecycle.on_state_change.freeze()
+
+    app.on_startup.insert(0, _freeze_signals)
+    return helpers
+
+
+def configure(
+    app: web.Application,
+    *,
+    limits: UploadLimits | None = None,
+    websockets: WebSocketSettings | None = None,
+) -> None:
+    """Set upload limits or WebSocket settings on ``app`` without installing anything.
+
+    Meant for sub-apps of an app that went through ``setup()``: requests routed to the
+    sub-app see these settings through ``request.config_dict``.
+    """
+    _refuse_frozen(app, "aiohttp_helpers.configure()")
+    if limits is not None:
+        if not isinstance(limits, UploadLimits):
+            raise TypeError(f"limits must be an UploadLimits, got {type(limits).__name__}")
+        app[UPLOAD_LIMITS_KEY] = limits
+        helpers = app.get(HELPERS_KEY)
+        if helpers is not None:
+            helpers.limits = limits
+    if websockets is not None:
+        if not isinstance(websockets, WebSocketSettings):
+            raise TypeError(
+                f"websockets must be a WebSocketSettings, got {type(websockets).__name__}"
+            )
+        app[WS_SETTINGS_KEY] = websockets
+        helpers = app.get(HELPERS_KEY)
+        if helpers is not None:
+            helpers.websocket_settings = websockets
+
+
+def get_helpers(app: web.Application) -> Helpers:
+    """The :class:`Helpers` that ``setup()`` installed on ``app``.
+
+    Raises:
+        RuntimeError: ``setup()`` was not called on ``app``.
+    """
+    try:
+        return app[HELPERS_KEY]
+    except KeyError:
+        raise RuntimeError(
+            "aiohttp_helpers.setup(app) was not called on this application"
+        ) from None

@@ -1,0 +1,35 @@
+"""Shared fixtures: every test server listens on 127.0.0.1 only."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiohttp import web
+from yarl import URL
+
+Serve = Callable[..., Awaitable[URL]]
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Serve]:
+    """Start apps the way ``web.run_app`` does (no handler cancellation) on 127.0.0.1.
+
+    ``await serve(app, **AppRunner kwargs)`` returns the base URL; every runner is
+    cleaned up when the test ends.
+    """
+    runners: list[web.AppRunner] = []
+
+    async def start(app: web.Application, **kwargs: Any) -> URL:
+        runner = web.AppRunner(app, **kwargs)
+        await runner.setup()
+        runners.append(runner)
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        return URL.build(scheme="http", host="127.0.0.1", port=port)
+
+    yield start
+    for runner in reversed(runners):
+        await runner.cleanup()
