@@ -30,6 +30,8 @@ class Lifecycle:
     def __init__(self, app: web.Application) -> None:
         self._app = app
         self._state = AppState.STARTING
+        #: True when the process stops to restart (a reload): WebSockets then close with 1012.
+        self.restarting = False
         #: Sent with ``(old_state, new_state)`` on every change.
         self.on_state_change: SafeSignal[AppState, AppState] = SafeSignal(app, "on_state_change")
 
