@@ -5,14 +5,21 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-__all__ = ["BroadcastBackend", "Deliver"]
+__all__ = ["BroadcastBackend", "Deliver", "InMemoryBroadcast"]
 
-#: Called by a backend with ``(group, data)`` for every message to deliver locally.
-Deliver = Callable[[str | None, str | bytes], Awaitable[None]]
+#: Called by a backend with ``(group, data)`` for every message to deliver to this
+#: process's sockets (``group`` ``None``: every socket); returns how many got it.
+Deliver = Callable[[str | None, str | bytes], Awaitable[int]]
 
 
 class BroadcastBackend(Protocol):
-    """Carries broadcast and group messages between processes."""
+    """Carries broadcast and group messages between processes.
+
+    The contract is publish once, deliver locally: :meth:`publish` hands a message to
+    the backend exactly once, and the backend calls ``deliver`` exactly once per
+    process that started it (this one included). A backend never sends to sockets
+    itself, so per-socket timeouts and slow-client handling stay in the registry.
+    """
 
     async def start(self, deliver: Deliver) -> None:
         """Begin receiving; ``deliver`` hands each message to this process's sockets."""
@@ -21,4 +28,29 @@ class BroadcastBackend(Protocol):
         """Send ``data`` to every process (this one included, through ``deliver``)."""
 
     async def stop(self) -> None:
-        """Stop receiving and release connections."""
+        """Stop receiving and release connections; ``publish`` is refused afterwards."""
+
+
+class InMemoryBroadcast:
+    """The default backend: one process, so publishing is delivering."""
+
+    __slots__ = ("_deliver",)
+
+    def __init__(self) -> None:
+        self._deliver: Deliver | None = None
+
+    @property
+    def started(self) -> bool:
+        return self._deliver is not None
+
+    async def start(self, deliver: Deliver) -> None:
+        self._deliver = deliver
+
+    async def publish(self, group: str | None, data: str | bytes) -> None:
+        deliver = self._deliver
+        if deliver is None:
+            raise RuntimeError("the broadcast backend is not started")
+        await deliver(group, data)
+
+    async def stop(self) -> None:
+        self._deliver = None

@@ -1,0 +1,32 @@
+"""WebSockets: close codes, validated close, the handler wrapper, the registry, the client."""
+
+from .client import ReconnectPolicy, WSReconnector, ws_connect
+from .close import MAX_REASON_BYTES, CloseFrame, close_websocket, truncate_reason
+from .codes import CloseCodeInfo, Retry, Sender, check_close_code, close_code_info, may_send
+from .handler import MessageKind, Messages, ServerWebSocket, WSClose, websocket_handler
+from .registry import WebSocketRegistry
+from .testing import assert_closed_with, receive_close
+
+__all__ = [
+    "MAX_REASON_BYTES",
+    "CloseCodeInfo",
+    "CloseFrame",
+    "MessageKind",
+    "Messages",
+    "ReconnectPolicy",
+    "Retry",
+    "Sender",
+    "ServerWebSocket",
+    "WSClose",
+    "WSReconnector",
+    "WebSocketRegistry",
+    "assert_closed_with",
+    "check_close_code",
+    "close_code_info",
+    "close_websocket",
+    "may_send",
+    "receive_close",
+    "truncate_reason",
+    "websocket_handler",
+    "ws_connect",
+]

@@ -1,0 +1,331 @@
+"""The registry of an application's open WebSockets: groups, broadcast, caps, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import Coroutine, Iterator
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import WSCloseCode, web
+
+from ..broadcast import BroadcastBackend, InMemoryBroadcast
+from ..config import WebSocketSettings
+from ..lifecycle import AppState
+from .close import TOO_SLOW, CloseFrame, close_websocket, encode_reason, stale_drain_cancelled
+from .codes import check_close_code
+
+if TYPE_CHECKING:
+    from ..lifecycle import Lifecycle
+
+__all__ = ["WebSocketRegistry"]
+
+log = logging.getLogger("aiohttp_helpers.websocket")
+
+WebSocket = web.WebSocketResponse[Any]
+
+#: App states in which no new WebSocket is accepted.
+_REFUSING_STATES = frozenset({AppState.DRAINING, AppState.STOPPING, AppState.STOPPED})
+
+SHUTDOWN = CloseFrame(WSCloseCode.GOING_AWAY, "server shutting down")
+RESTART = CloseFrame(WSCloseCode.SERVICE_RESTART, "server restarting")
+TOO_MANY = CloseFrame(WSCloseCode.TRY_AGAIN_LATER, "too many connections: try again later")
+TOO_MANY_FROM_CLIENT = CloseFrame(
+    WSCloseCode.TRY_AGAIN_LATER, "too many connections from your address: try again later"
+)
+
+
+class WebSocketRegistry:
+    """The open WebSockets of one application (``helpers.websockets``).
+
+    Holds weak references only: a socket that is gone is no longer counted. Sockets
+    served by :func:`~aiohttp_helpers.websocket_handler` register and unregister
+    themselves; others can be added with :meth:`add` and removed with :meth:`discard`.
+
+    ``len(registry)`` counts open sockets and iterating yields them. :meth:`broadcast`
+    sends to every socket, or to one group's, concurrently, each send bounded by
+    ``settings.send_timeout``: a socket that cannot take a message in time is closed with
+    1008 and never holds up the others. :meth:`close_all` closes concurrently within a
+    deadline, and :meth:`shutdown` does so with 1001 (1012 when the app is restarting)
+    and refuses new sockets from then on.
+
+    ``settings`` are the app's :class:`~aiohttp_helpers.WebSocketSettings` (timeouts,
+    caps, broadcast backend); ``lifecycle``, when set, decides refusals: no new socket
+    while the app drains or stops, and 1012 rather than 1001 when it is restarting.
+    """
+
+    def __init__(
+        self, settings: WebSocketSettings | None = None, *, lifecycle: Lifecycle | None = None
+    ) -> None:
+        self.settings = settings or WebSocketSettings()
+        self.lifecycle = lifecycle
+        # weak reference -> client address; the callback forgets collected sockets.
+        self._sockets: dict[weakref.ref[WebSocket], str] = {}
+        self._per_client: dict[str, int] = {}
+        self._groups: dict[str, weakref.WeakSet[WebSocket]] = {}
+        self._memberships: weakref.WeakKeyDictionary[WebSocket, set[str]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._shutting_down = False
+        self._backend: BroadcastBackend | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- membership ---------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._sockets)
+
+    def __iter__(self) -> Iterator[WebSocket]:
+        for ref in list(self._sockets):
+            ws = ref()
+            if ws is not None:
+                yield ws
+
+    def __contains__(self, ws: object) -> bool:
+        try:
+            return weakref.ref(ws) in self._sockets
+        except TypeError:
+            return False
+
+    def add(self, ws: WebSocket, *, client: str = "") -> None:
+        """Count ``ws`` as open (under ``client``'s address, for the per-client cap)."""
+        if ws in self:
+            return
+        self._sockets[weakref.ref(ws, self._collected)] = client
+        self._per_client[client] = self._per_client.get(client, 0) + 1
+
+    def discard(self, ws: WebSocket) -> None:
+        """Forget ``ws`` and its groups (nothing happens if it is not registered)."""
+        client = self._sockets.pop(weakref.ref(ws), None)
+        if client is not None:
+            self._uncount(client)
+        for name in self._memberships.pop(ws, ()):
+            members = self._groups.get(name)
+            if members is not None:
+                members.discard(ws)
+                if not members:
+                    del self._groups[name]
+
+    def _collected(self, ref: weakref.ref[WebSocket]) -> None:
+        client = self._sockets.pop(ref, None)
+        if client is not None:
+            self._uncount(client)
+
+    def _uncount(self, client: str) -> None:
+        left = self._per_client[client] - 1
+        if left:
+            self._per_client[client] = left
+        else:
+            del self._per_client[client]
+
+    def count(self, client: str) -> int:
+        """How many open sockets ``client`` (an address) holds."""
+        return self._per_client.get(client, 0)
+
+    # -- groups -------------------------------------------------------------------
+
+    def join(self, ws: WebSocket, group: str) -> None:
+        """Add ``ws`` to ``group``: :meth:`broadcast` can then address the group.
+
+        Raises:
+            ValueError: ``ws`` is not registered (it is closed, or was never added).
+        """
+        if not isinstance(group, str):
+            raise TypeError(f"a group name is a str, got {type(group).__name__}")
+        if ws not in self:
+            raise ValueError("this WebSocket is not registered (closed, or never added)")
+        self._groups.setdefault(group, weakref.WeakSet()).add(ws)
+        self._memberships.setdefault(ws, set()).add(group)
+
+    def leave(self, ws: WebSocket, group: str) -> None:
+        """Take ``ws`` out of ``group`` (nothing happens if it is not a member)."""
+        groups = self._memberships.get(ws)
+        if groups is None or group not in groups:
+            return
+        groups.discard(group)
+        members = self._groups[group]
+        members.discard(ws)
+        if not members:
+            del self._groups[group]
+
+    def members(self, group: str) -> list[WebSocket]:
+        """The sockets in ``group``."""
+        return list(self._groups.get(group, ()))
+
+    def groups(self, ws: WebSocket | None = None) -> frozenset[str]:
+        """The groups ``ws`` belongs to, or every non-empty group."""
+        if ws is None:
+            return frozenset(name for name, members in self._groups.items() if members)
+        return frozenset(self._memberships.get(ws, ()))
+
+    # -- admission ----------------------------------------------------------------
+
+    @property
+    def shutdown_frame(self) -> CloseFrame:
+        """1012 SERVICE_RESTART when the app is restarting, else 1001 GOING_AWAY."""
+        lifecycle = self.lifecycle
+        if lifecycle is not None and lifecycle.restarting:
+            return RESTART
+        return SHUTDOWN
+
+    def refusal(self) -> CloseFrame | None:
+        """The close frame new sockets get now, or ``None`` while they are welcome."""
+        lifecycle = self.lifecycle
+        if self._shutting_down or (lifecycle is not None and lifecycle.state in _REFUSING_STATES):
+            return self.shutdown_frame
+        return None
+
+    def admit(
+        self, ws: WebSocket, *, client: str = "", settings: WebSocketSettings | None = None
+    ) -> CloseFrame | None:
+        """Register ``ws`` unless the app is stopping or a connection cap is reached.
+
+        Returns:
+            ``None`` when ``ws`` was registered; otherwise the frame to close it with
+            (1001 or 1012 while stopping, 1013 over a cap).
+        """
+        refusal = self.refusal()
+        if refusal is not None:
+            return refusal
+        settings = settings or self.settings
+        cap = settings.max_connections
+        if cap is not None and len(self._sockets) >= cap:
+            return TOO_MANY
+        per_client = settings.max_connections_per_client
+        if per_client is not None and self._per_client.get(client, 0) >= per_client:
+            return TOO_MANY_FROM_CLIENT
+        self.add(ws, client=client)
+        return None
+
+    # -- broadcast ----------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the broadcast backend (``settings.broadcast``, or in memory)."""
+        if self._backend is not None:
+            return
+        backend = self.settings.broadcast or InMemoryBroadcast()
+        await backend.start(self.deliver)
+        self._backend = backend
+
+    async def stop(self) -> None:
+        """Stop the broadcast backend and the closes of slow sockets still running."""
+        backend, self._backend = self._backend, None
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        if backend is not None:
+            await backend.stop()
+
+    async def broadcast(self, data: str | bytes, group: str | None = None) -> None:
+        """Send ``data`` to every open socket, or to ``group``'s, in every process.
+
+        Text goes out as a text message, bytes as a binary one. Sends run concurrently,
+        each bounded by ``settings.send_timeout``.
+        """
+        _check_data(data)
+        if group is not None and not isinstance(group, str):
+            raise TypeError(f"a group name is a str, got {type(group).__name__}")
+        if self._backend is None:
+            await self.start()
+        backend = self._backend
+        assert backend is not None
+        await backend.publish(group, data)
+
+    async def deliver(self, group: str | None, data: str | bytes) -> int:
+        """Send ``data`` to this process's sockets (the backends' callback).
+
+        Returns:
+            how many sockets took the message within ``settings.send_timeout``.
+        """
+        targets = [ws for ws in (self if group is None else self.members(group)) if not ws.closed]
+        if not targets:
+            return 0
+        timeout = self.settings.send_timeout
+        if len(targets) == 1:
+            return int(await self._send(targets[0], data, timeout))
+        sent = await asyncio.gather(*(self._send(ws, data, timeout) for ws in targets))
+        return sum(sent)
+
+    async def _send(self, ws: WebSocket, data: str | bytes, deadline: float) -> bool:
+        try:
+            async with asyncio.timeout(deadline):
+                if isinstance(data, str):
+                    await ws.send_str(data)
+                else:
+                    await ws.send_bytes(data)
+        except (TimeoutError, asyncio.CancelledError) as exc:
+            if isinstance(exc, asyncio.CancelledError) and not stale_drain_cancelled():
+                raise
+            # Whatever was written stays queued for a client that is not reading: close it
+            # in the background so this broadcast, and the next, do not wait for it.
+            log.warning("a WebSocket took over %gs to take a broadcast: closing it", deadline)
+            self._spawn(close_websocket(ws, *TOO_SLOW, timeout=self.settings.close_timeout))
+            return False
+        except (ConnectionError, RuntimeError):
+            # Closed (or closing) under us: nothing to deliver.
+            return False
+        return True
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- closing ------------------------------------------------------------------
+
+    async def close_all(
+        self,
+        code: int = WSCloseCode.GOING_AWAY,
+        reason: str = "",
+        timeout: float | None = None,  # noqa: ASYNC109 (a per-socket deadline, not ours)
+    ) -> int:
+        """Close every open socket concurrently, each within ``timeout`` seconds.
+
+        ``timeout`` defaults to ``settings.close_timeout``; past it a socket's
+        connection is dropped. One socket failing to close does not stop the others.
+
+        Returns:
+            how many sockets this call closed.
+
+        Raises:
+            ValueError: ``code`` may not be sent.
+        """
+        code = check_close_code(code)
+        encode_reason(reason)
+        deadline = self.settings.close_timeout if timeout is None else timeout
+        targets = [ws for ws in self if not ws.closed]
+        if not targets:
+            return 0
+        results = await asyncio.gather(
+            *(close_websocket(ws, code, reason, timeout=deadline) for ws in targets),
+            return_exceptions=True,
+        )
+        closed = 0
+        for result in results:
+            if isinstance(result, BaseException):
+                log.error("closing a WebSocket failed", exc_info=result)
+            elif result:
+                closed += 1
+        return closed
+
+    async def shutdown(self) -> int:
+        """Refuse new sockets, then close every open one with 1001 (1012 when restarting).
+
+        The closes run concurrently within ``settings.close_timeout``. Meant for the
+        app's shutdown; ``setup()`` wires it there.
+
+        Returns:
+            how many sockets were closed.
+        """
+        self._shutting_down = True
+        frame = self.shutdown_frame
+        log.debug("closing %d WebSockets with %d", len(self), frame.code)
+        return await self.close_all(frame.code, frame.reason, self.settings.close_timeout)
+
+
+def _check_data(data: object) -> None:
+    if not isinstance(data, str | bytes | bytearray | memoryview):
+        raise TypeError(f"a broadcast is str or bytes, got {type(data).__name__}")

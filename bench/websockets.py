@@ -1,0 +1,313 @@
+"""WebSocket benchmarks: echo throughput of the handler wrapper, and closing 1,000 sockets.
+
+Each server runs in its own process (``web.run_app`` on 127.0.0.1), the load comes from
+another process, and the two sides of a comparison are measured in the same run,
+interleaved. The load generator writes pre-masked frames over plain sockets, so that the
+server, not the client, is what the echo figure measures. Prints a table; asserts nothing.
+
+    python bench/websockets.py [--rounds 7] [--seconds 2] [--clients 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import signal
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import time
+from typing import Any
+
+HERE = os.path.abspath(__file__)
+PAYLOAD = b"x" * 64
+#: shutdown_timeout of the plain aiohttp server in the shutdown run (run_app's default is 60 s).
+PLAIN_SHUTDOWN_TIMEOUT = 1.0
+
+
+# -- servers (run in their own process) --------------------------------------------------
+
+
+def serve(kind: str, port: int) -> None:
+    """Serve ``/echo`` and ``/idle`` the way ``kind`` says until SIGTERM."""
+    from aiohttp import WSMsgType, web
+
+    import aiohttp_helpers as ah
+
+    app = web.Application()
+    shutdown_timeout = 60.0
+    if kind == "helpers":
+        ah.setup(app)
+
+        @ah.websocket_handler(heartbeat=None)
+        async def echo(request: web.Request, ws: ah.ServerWebSocket) -> None:
+            async for data in ws.messages():
+                if isinstance(data, str):
+                    await ws.send_str(data)
+                else:
+                    await ws.send_bytes(data)
+
+        app.router.add_get("/echo", echo)
+        app.router.add_get("/idle", echo)
+    else:
+        shutdown_timeout = PLAIN_SHUTDOWN_TIMEOUT
+
+        async def plain_echo(request: web.Request) -> web.WebSocketResponse:
+            ws = web.WebSocketResponse()
+            await ws.prepare(request)
+            async for msg in ws:
+                if msg.type is WSMsgType.TEXT:
+                    await ws.send_str(msg.data)
+                elif msg.type is WSMsgType.BINARY:
+                    await ws.send_bytes(msg.data)
+            return ws
+
+        app.router.add_get("/echo", plain_echo)
+        app.router.add_get("/idle", plain_echo)
+    web.run_app(
+        app,
+        host="127.0.0.1",
+        port=port,
+        print=None,
+        access_log=None,
+        backlog=2048,
+        shutdown_timeout=shutdown_timeout,
+    )
+
+
+# -- load (runs in its own process) ------------------------------------------------------
+
+
+def _masked_text_frame(payload: bytes) -> bytes:
+    mask = os.urandom(4)
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return struct.pack("!BB", 0x81, 0x80 | len(payload)) + mask + masked
+
+
+async def _upgrade(port: int, path: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write(
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    head = await reader.readuntil(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 101"):
+        raise RuntimeError(f"upgrade refused: {head[:40]!r}")
+    return reader, writer
+
+
+async def load_echo(port: int, seconds: float, connections: int, batch: int) -> dict[str, Any]:
+    """Echo ``batch`` frames at a time on each connection for ``seconds``; messages/s."""
+    frame = _masked_text_frame(PAYLOAD) * batch
+    answer = (2 + len(PAYLOAD)) * batch  # the server's frames are not masked
+    conns = [await _upgrade(port, "/echo") for _ in range(connections)]
+    done = 0
+    stop_at = time.monotonic() + seconds
+
+    async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal done
+        while time.monotonic() < stop_at:
+            writer.write(frame)
+            await reader.readexactly(answer)
+            done += batch
+
+    started = time.monotonic()
+    await asyncio.gather(*(pump(r, w) for r, w in conns))
+    elapsed = time.monotonic() - started
+    for _, writer in conns:
+        writer.close()
+    return {"rate": done / elapsed}
+
+
+async def load_shutdown(port: int, clients: int) -> dict[str, Any]:
+    """Hold ``clients`` idle sockets; after the SIGTERM time arrives on stdin, time the ends."""
+    sem = asyncio.Semaphore(100)
+
+    async def one() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        async with sem:
+            return await _upgrade(port, "/idle")
+
+    conns = await asyncio.gather(*(one() for _ in range(clients)))
+    print("ready", flush=True)
+    loop = asyncio.get_running_loop()
+    line = await loop.run_in_executor(None, sys.stdin.readline)
+    sigterm_at = float(line)
+
+    async def ending(reader: asyncio.StreamReader) -> tuple[int, float]:
+        code = 1006
+        try:
+            first, second = await reader.readexactly(2)
+            if first & 0x0F == 0x8:
+                payload = await reader.readexactly(second & 0x7F)
+                code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        return code, time.monotonic() - sigterm_at
+
+    async with asyncio.timeout(60):
+        ends = await asyncio.gather(*(ending(reader) for reader, _ in conns))
+    for _, writer in conns:
+        writer.close()
+    codes: dict[str, int] = {}
+    for code, _ in ends:
+        codes[str(code)] = codes.get(str(code), 0) + 1
+    times = sorted(t for _, t in ends)
+    return {"codes": codes, "max": times[-1], "median": times[len(times) // 2]}
+
+
+# -- orchestration -----------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _start_server(kind: str) -> tuple[subprocess.Popen[bytes], int]:
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, HERE, "--serve", kind, str(port)])
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, port
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError(f"the {kind} server did not start")
+
+
+def _run_load(*args: str) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, HERE, "--load", *args], check=True, capture_output=True, text=True
+    )
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def bench_echo(rounds: int, seconds: float) -> list[tuple[str, str, str, str]]:
+    servers = {kind: _start_server(kind) for kind in ("plain", "helpers")}
+    rates: dict[str, list[float]] = {"plain": [], "helpers": []}
+    try:
+        for i in range(rounds):
+            order = ("plain", "helpers") if i % 2 == 0 else ("helpers", "plain")
+            for kind in order:
+                port = servers[kind][1]
+                result = _run_load("echo", str(port), str(seconds), "4", "64")
+                rates[kind].append(result["rate"])
+    finally:
+        for proc, _ in servers.values():
+            proc.terminate()
+            proc.wait()
+    ratios = [h / p for h, p in zip(rates["helpers"], rates["plain"], strict=True)]
+    plain, helpers = statistics.median(rates["plain"]), statistics.median(rates["helpers"])
+    return [
+        ("echo: hand-written aiohttp loop", f"{plain:,.0f} msg/s", "1.00 x", ""),
+        (
+            "echo: @websocket_handler + ws.messages()",
+            f"{helpers:,.0f} msg/s",
+            f"{statistics.median(ratios):.2f} x",
+            ">= 0.9 x",
+        ),
+    ]
+
+
+def _shutdown_once(kind: str, clients: int) -> dict[str, Any]:
+    server, port = _start_server(kind)
+    load = subprocess.Popen(
+        [sys.executable, HERE, "--load", "shutdown", str(port), str(clients)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert load.stdin is not None
+        assert load.stdout is not None
+        if load.stdout.readline().strip() != "ready":
+            raise RuntimeError("the load generator did not connect")
+        sigterm_at = time.monotonic()
+        server.send_signal(signal.SIGTERM)
+        load.stdin.write(f"{sigterm_at}\n")
+        load.stdin.flush()
+        result: dict[str, Any] = json.loads(load.stdout.readline())
+        server.wait(timeout=60)
+        result["exit"] = time.monotonic() - sigterm_at
+        load.wait(timeout=10)
+        return result
+    finally:
+        for proc in (server, load):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def bench_shutdown(clients: int, rounds: int) -> list[tuple[str, str, str, str]]:
+    rows = []
+    for kind, label, target in (
+        ("helpers", "shutdown: setup() + @websocket_handler", "<= 1 s"),
+        ("plain", f"shutdown: plain aiohttp (shutdown_timeout={PLAIN_SHUTDOWN_TIMEOUT:g} s)", ""),
+    ):
+        runs = [_shutdown_once(kind, clients) for _ in range(rounds)]
+        worst = statistics.median(r["max"] for r in runs)
+        codes = ", ".join(f"{n} x {code}" for code, n in sorted(runs[-1]["codes"].items()))
+        exit_ = statistics.median(r["exit"] for r in runs)
+        rows.append(
+            (
+                label,
+                f"all {clients} closed in {worst:.3f} s ({codes}); process exit {exit_:.2f} s",
+                "",
+                target,
+            )
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--serve", nargs=2, metavar=("KIND", "PORT"))
+    parser.add_argument("--load", nargs="+")
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve[0], int(args.serve[1]))
+        return
+    if args.load:
+        what, port, *rest = args.load
+        if what == "echo":
+            result = asyncio.run(load_echo(int(port), float(rest[0]), int(rest[1]), int(rest[2])))
+        else:
+            result = asyncio.run(load_shutdown(int(port), int(rest[0])))
+        print(json.dumps(result), flush=True)
+        return
+
+    started = time.monotonic()
+    rows = bench_echo(args.rounds, args.seconds)
+    rows += bench_shutdown(args.clients, 2)
+    width = max(len(r[0]) for r in rows)
+    print(
+        f"WebSockets ({args.rounds} interleaved echo rounds of {args.seconds:g} s; "
+        f"{args.clients} idle clients at SIGTERM, median of 2)"
+    )
+    print(f"{'case':<{width}}  {'result':<60}  {'ratio':>7}  target")
+    for case, outcome, ratio, target in rows:
+        print(f"{case:<{width}}  {outcome:<60}  {ratio:>7}  {target}")
+    print(
+        f"(plain aiohttp's shutdown_timeout is cut to {PLAIN_SHUTDOWN_TIMEOUT:g} s here so the "
+        "bench stays quick; run_app's default of 60 s holds such sockets for 2 x 60 s)"
+    )
+    print(f"total {time.monotonic() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
