@@ -1,43 +1,142 @@
-"""The demo app: ``make demo`` serves it on http://127.0.0.1:8080/."""
+"""The demo app: ``make demo`` serves it on http://127.0.0.1:8080/.
+
+It shows the three pillars in one page: an upload form (drag-and-drop, a progress bar, the
+parsed result or the 413/415 answer), a live chat over a WebSocket that shows how each
+connection ended and reconnects only when the close code says so, and readiness that
+turns 503 while the app drains. Chat commands: ``/kick`` closes with the application
+code 4000, ``/crash`` raises in the handler (1011), ``/bye`` ends the handler (1000).
+"""
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import json
+from pathlib import Path
 
 from aiohttp import web
 
 import aiohttp_helpers as ah
 
-INDEX = """<!doctype html>
-<html lang="en">
-<head><meta charset="utf-8"><title>aiohttp-helpers demo</title></head>
-<body>
-<h1>aiohttp-helpers demo</h1>
-<p>Health: <a href="/health/live">/health/live</a>, <a href="/health/ready">/health/ready</a></p>
-</body>
-</html>
-"""
+STATIC = Path(__file__).resolve().parent / "static"
+MiB = 2**20
+KICKED = 4000
+
+_guests = itertools.count(1)
 
 
-async def index(request: web.Request) -> web.Response:
-    return web.Response(text=INDEX, content_type="text/html")
+async def index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
 
-def create_app() -> web.Application:
+async def limits(request: web.Request) -> web.Response:
+    """The upload limits the page shows."""
+    current = ah.get_helpers(request.app).limits
+    allowed = current.allowed_types.get("file") if current.allowed_types else None
+    return web.json_response(
+        {
+            "max_body_size": current.max_body_size,
+            "max_file_size": current.max_file_size,
+            "max_files": current.max_files,
+            "allowed_types": list(allowed) if allowed else None,
+        }
+    )
+
+
+async def upload(request: web.Request) -> web.Response:
+    """Read the form and describe what came; nothing is kept."""
+    async with await ah.read_form(request) as form:
+        return web.json_response(
+            {
+                "fields": {name: form[name] for name in form},
+                "files": [
+                    {
+                        "field": f.name,
+                        "filename": f.filename,
+                        "raw_filename": f.raw_filename,
+                        "content_type": f.content_type,
+                        "size": f.size,
+                        "sha256": f.sha256,
+                    }
+                    for f in form.files.values()
+                ],
+            }
+        )
+
+
+def _message(text: str, sender: str | None = None) -> str:
+    body = {"text": text} if sender is None else {"from": sender, "text": text}
+    return json.dumps(body, ensure_ascii=False)
+
+
+@ah.websocket_handler(messages="json", max_msg_size=64 * 1024)
+async def chat(request: web.Request, ws: ah.ServerWebSocket) -> None:
+    """One chat member; commands show the close codes."""
+    name = f"guest-{next(_guests)}"
+    websockets = ah.get_helpers(request.app).websockets
+    websockets.join(ws, "chat")
+    await ws.send_str(_message(f"you are {name}; try /kick, /crash or /bye"))
+    await websockets.broadcast(_message(f"{name} joined"), group="chat")
+    async for message in ws.messages():
+        text = message.get("text") if isinstance(message, dict) else None
+        if not isinstance(text, str) or not text.strip():
+            raise ah.WSClose(1008, 'send {"text": "..."}')
+        command = text.strip()
+        if command == "/kick":
+            raise ah.WSClose(KICKED, "kicked: you asked for it")
+        if command == "/crash":
+            raise RuntimeError("the demo handler crashed on purpose")
+        if command == "/bye":
+            return
+        await websockets.broadcast(_message(text[:2000], name), group="chat")
+
+
+def create_app(
+    *,
+    max_file_size: int = 64 * MiB,
+    max_body_size: int = 70 * MiB,
+    max_ws_connections: int | None = 200,
+    tmp_dir: str | None = None,
+    drain_delay: float = 0.0,
+) -> web.Application:
     """The demo application, with the package set up."""
     app = web.Application()
-    ah.setup(app, health="/health")
+    ah.setup(
+        app,
+        limits=ah.UploadLimits(
+            max_file_size=max_file_size,
+            max_body_size=max_body_size,
+            max_files=10,
+            tmp_dir=tmp_dir,
+        ),
+        websockets=ah.WebSocketSettings(heartbeat=20.0, max_connections=max_ws_connections),
+        health="/health",
+        drain_delay=drain_delay,
+    )
     app.router.add_get("/", index)
+    app.router.add_get("/limits", limits)
+    app.router.add_post("/upload", upload)
+    app.router.add_get("/ws/chat", chat)
+    app.router.add_static("/static", STATIC)
     return app
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description="aiohttp-helpers demo")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--max-file-size", type=int, default=64 * MiB)
+    parser.add_argument("--max-ws-connections", type=int, default=200)
+    parser.add_argument("--drain-delay", type=float, default=0.0)
     args = parser.parse_args(argv)
+    app = create_app(
+        max_file_size=args.max_file_size,
+        max_body_size=max(args.max_file_size + MiB, 2 * MiB),
+        max_ws_connections=args.max_ws_connections,
+        drain_delay=args.drain_delay,
+    )
     print(f"aiohttp-helpers demo on http://{args.host}:{args.port}/ (Ctrl-C to stop)", flush=True)
-    web.run_app(create_app(), host=args.host, port=args.port, print=None)
+    web.run_app(app, host=args.host, port=args.port, print=None)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,303 @@
+"""The demo page in a real Chromium (Debian's), driven by Playwright: uploads and close codes.
+
+These tests never skip: a browser that cannot start is a failure (``make test`` installs
+Chromium through ``.ci/sysdeps``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from playwright.async_api import Browser, FilePayload, Page, async_playwright
+
+from examples import demo
+
+from .conftest import Serve
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+HAVE_CHROMIUM = Path(CHROMIUM).exists()
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-sync",
+]
+MiB = 2**20
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    if not HAVE_CHROMIUM:
+        pytest.fail(f"no Chromium at {CHROMIUM}: `make sysdeps` installs Debian's chromium")
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+async def _open(browser: Browser, url: str) -> Page:
+    page = await browser.new_page(viewport={"width": 1100, "height": 760})
+    await page.goto(url)
+    return page
+
+
+async def _connected(page: Page) -> None:
+    await page.wait_for_function(
+        "document.getElementById('ws-status').textContent === 'connected'", timeout=10_000
+    )
+
+
+async def _close_event(page: Page, index: int = 0) -> dict[str, Any]:
+    await page.wait_for_function(
+        f"window.demo.closeEvents.length > {index}", timeout=10_000, polling=50
+    )
+    event: dict[str, Any] = await page.evaluate(f"window.demo.closeEvents[{index}]")
+    return event
+
+
+async def _chat(page: Page, text: str) -> None:
+    await page.fill("#chat-input", text)
+    await page.press("#chat-input", "Enter")
+
+
+async def _upload_result(page: Page, index: int = 0) -> dict[str, Any]:
+    await page.wait_for_function(
+        f"window.demo.uploads.length > {index}", timeout=60_000, polling=100
+    )
+    result: dict[str, Any] = await page.evaluate(f"window.demo.uploads[{index}]")
+    return result
+
+
+DROP_FILES = """(files) => {
+  const dt = new DataTransfer();
+  for (const [name, text] of files) dt.items.add(new File([text], name, {type: "text/plain"}));
+  const drop = document.getElementById("drop");
+  drop.dispatchEvent(new DragEvent("drop", {dataTransfer: dt, bubbles: true, cancelable: true}));
+}"""
+
+AWKWARD_NAMES = [
+    'quote "q".txt',
+    "naïve café ☕.txt",
+    "with  spaces .txt",
+    "../../etc/passwd",
+    "dir\\windows\\boot.ini",
+    "CON.txt",
+    ".hidden",
+]
+
+
+async def test_drag_and_drop_awkward_filenames(
+    browser: Browser, serve: Serve, tmp_path: Path
+) -> None:
+    url = await serve(demo.create_app(tmp_dir=str(tmp_path)))
+    page = await _open(browser, str(url))
+    contents = [f"content of file {i}: {name}" for i, name in enumerate(AWKWARD_NAMES)]
+    await page.evaluate(DROP_FILES, [[n, c] for n, c in zip(AWKWARD_NAMES, contents, strict=True)])
+    await page.fill("#title", 'Résumé "final" v2')
+    await page.click("#send")
+    result = await _upload_result(page)
+    assert result["status"] == 200, result
+    body = result["body"]
+    assert body["fields"] == {"title": 'Résumé "final" v2'}
+    files = body["files"]
+    assert [f["raw_filename"] for f in files] == AWKWARD_NAMES
+    for f, content in zip(files, contents, strict=True):
+        data = content.encode()
+        assert f["size"] == len(data)
+        assert f["sha256"] == hashlib.sha256(data).hexdigest()
+        safe = f["filename"]
+        assert safe
+        assert "/" not in safe
+        assert "\\" not in safe
+        assert not safe.startswith(".")
+        assert "\x00" not in safe
+    assert files[1]["filename"] == "naïve café ☕.txt"
+    assert files[3]["filename"] == "passwd"
+    assert files[5]["filename"] != "CON.txt"
+    shown = await page.inner_text("#upload-result")
+    assert "naïve café ☕.txt" in shown
+    assert files[0]["sha256"] in shown
+    assert os.listdir(tmp_path) == []
+
+    await _connected(page)
+    await _chat(page, "hello from Chromium")
+    await page.wait_for_function(
+        "document.getElementById('messages').textContent.includes('hello from Chromium')"
+    )
+    shot = await page.screenshot()
+    assert shot[:8] == b"\x89PNG\r\n\x1a\n"
+    if os.environ.get("AH_UPDATE_SCREENSHOTS"):
+        (ROOT / "docs" / "demo.png").write_bytes(shot)
+
+
+async def test_50_mb_upload_progress_reaches_100(
+    browser: Browser, serve: Serve, tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    url = await serve(demo.create_app(tmp_dir=str(spool)))
+    big = tmp_path / "big file.bin"
+    block = os.urandom(MiB)
+    digest = hashlib.sha256()
+    with big.open("wb") as out:
+        for i in range(50):
+            chunk = block[i:] + block[:i]
+            out.write(chunk)
+            digest.update(chunk)
+    page = await _open(browser, str(url))
+    await page.set_input_files("#file", str(big))
+    await page.click("#send")
+    result = await _upload_result(page)
+    assert result["status"] == 200, result
+    (uploaded,) = result["body"]["files"]
+    assert uploaded["size"] == 50 * MiB
+    assert uploaded["sha256"] == digest.hexdigest()
+    assert uploaded["filename"] == "big file.bin"
+    assert await page.eval_on_selector("#progress", "el => el.value") == 100
+    assert await page.inner_text("#percent") == "100 %"
+    assert os.listdir(spool) == []
+
+
+@pytest.mark.parametrize(
+    ("size", "title"),
+    [
+        pytest.param(MiB + 1, "File too large", id="file-limit"),
+        pytest.param(6 * MiB, "Request body too large", id="body-limit"),
+    ],
+)
+async def test_over_the_limit_shows_413(
+    browser: Browser, serve: Serve, tmp_path: Path, size: int, title: str
+) -> None:
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    app = demo.create_app(max_file_size=MiB, max_body_size=2 * MiB, tmp_dir=str(spool))
+    url = await serve(app)
+    page = await _open(browser, str(url))
+    payload: FilePayload = {
+        "name": "too big.bin",
+        "mimeType": "application/octet-stream",
+        "buffer": b"\x00" * size,
+    }
+    await page.set_input_files("#file", files=[payload])
+    await page.click("#send")
+    result = await _upload_result(page)
+    assert result["status"] == 413, result
+    assert result["body"]["title"] == title
+    shown = await page.inner_text("#upload-result")
+    assert shown.startswith(f"413 {title}:")
+    assert os.listdir(spool) == []
+
+
+async def test_close_code_from_wsclose_is_seen_by_the_browser(
+    browser: Browser, serve: Serve
+) -> None:
+    url = await serve(demo.create_app())
+    page = await _open(browser, str(url))
+    await _connected(page)
+    await _chat(page, "/kick")
+    event = await _close_event(page)
+    assert event["code"] == demo.KICKED
+    assert event["reason"] == "kicked: you asked for it"
+    assert event["wasClean"] is True
+    assert "code 4000" in await page.inner_text("#ws-close")
+    # An application code: the page does not reconnect on its own.
+    assert await page.evaluate("window.demo.reconnects") == 0
+    assert await page.is_visible("#reconnect")
+
+
+async def test_unhandled_error_is_1011_and_the_page_reconnects(
+    browser: Browser, serve: Serve
+) -> None:
+    url = await serve(demo.create_app())
+    page = await _open(browser, str(url))
+    await _connected(page)
+    await _chat(page, "/crash")
+    event = await _close_event(page)
+    assert event["code"] == 1011
+    assert "the demo handler crashed" not in event["reason"]
+    await page.wait_for_function("window.demo.reconnects === 1")
+    await _connected(page)
+
+
+async def test_overload_is_1013_and_the_page_waits_for_the_user(
+    browser: Browser, serve: Serve
+) -> None:
+    url = await serve(demo.create_app(max_ws_connections=1))
+    first = await _open(browser, str(url))
+    await _connected(first)
+    second = await _open(browser, str(url))
+    event = await _close_event(second)
+    assert event["code"] == 1013
+    assert event["reason"]
+    await asyncio.sleep(0.5)
+    assert await second.evaluate("window.demo.reconnects") == 0
+    assert await second.is_visible("#reconnect")
+    await first.close()
+    await second.click("#reconnect")
+    await _connected(second)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+async def test_ctrl_c_shows_1001_in_the_open_page(browser: Browser) -> None:
+    port = _free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(ROOT / "examples" / "demo.py"),
+        "--port",
+        str(port),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        cwd=ROOT,
+    )
+    try:
+        assert proc.stdout is not None
+        await asyncio.wait_for(proc.stdout.readline(), 20)
+        url = f"http://127.0.0.1:{port}/"
+        async with aiohttp.ClientSession() as session:
+            for _ in range(200):
+                try:
+                    async with session.get(url) as resp:
+                        if resp.status == 200:
+                            break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.05)
+        page = await _open(browser, url)
+        await _connected(page)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        proc.send_signal(signal.SIGINT)
+        event = await _close_event(page)
+        assert event["code"] == 1001
+        assert loop.time() - started < 5
+        assert "code 1001" in await page.inner_text("#ws-close")
+        # 1001: the page schedules a reconnect with backoff.
+        await page.wait_for_function("window.demo.reconnects >= 1")
+        assert await asyncio.wait_for(proc.wait(), 20) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
