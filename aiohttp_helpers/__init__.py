@@ -1,5 +1,7 @@
 """Safe uploads, lifecycle hooks and WebSocket close codes for aiohttp.web."""
 
+from .broadcast import BroadcastBackend, InMemoryBroadcast
+from .broadcast_redis import RedisBroadcast
 from .config import UploadLimits, WebSocketSettings
 from .errors import (
     BadRequest,
@@ -24,31 +26,73 @@ from .errors import (
     UnsupportedMediaType,
     UploadIdleTimeout,
 )
-from .lifecycle import AppState, Lifecycle
+from .lifecycle import AppState, HookError, HookOrderError, HookTimeout, Lifecycle, TeardownError
 from .plugin import Helpers, configure, get_helpers, setup
 from .signals import RequestSignals
+from .uploads import (
+    BodyPart,
+    Form,
+    MultipartResponse,
+    PartIterator,
+    UploadedFile,
+    iter_parts,
+    limits_for,
+    read_form,
+    safe_filename,
+    upload_limits,
+)
+from .websocket import (
+    CloseCodeInfo,
+    CloseFrame,
+    ReconnectPolicy,
+    Retry,
+    ServerWebSocket,
+    WebSocketRegistry,
+    WSClose,
+    WSReconnector,
+    close_code_info,
+    close_websocket,
+    websocket_handler,
+    ws_connect,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AppState",
     "BadRequest",
+    "BodyPart",
     "BodyTooLarge",
+    "BroadcastBackend",
+    "CloseCodeInfo",
+    "CloseFrame",
     "DecodedTooLarge",
     "FieldTooLarge",
     "FileTooLarge",
+    "Form",
     "HeadersTooLarge",
     "Helpers",
     "HelpersError",
+    "HookError",
+    "HookOrderError",
+    "HookTimeout",
+    "InMemoryBroadcast",
     "InsufficientStorage",
     "Lifecycle",
     "MalformedMultipart",
+    "MultipartResponse",
     "NestingTooDeep",
     "NotMultipart",
+    "PartIterator",
     "PayloadTooLarge",
     "PreambleTooLarge",
+    "ReconnectPolicy",
+    "RedisBroadcast",
     "RequestSignals",
     "RequestTimeout",
+    "Retry",
+    "ServerWebSocket",
+    "TeardownError",
     "TooManyFields",
     "TooManyFiles",
     "TooManyParts",
@@ -57,9 +101,22 @@ __all__ = [
     "UnsupportedMediaType",
     "UploadIdleTimeout",
     "UploadLimits",
+    "UploadedFile",
+    "WSClose",
+    "WSReconnector",
+    "WebSocketRegistry",
     "WebSocketSettings",
     "__version__",
+    "close_code_info",
+    "close_websocket",
     "configure",
     "get_helpers",
+    "iter_parts",
+    "limits_for",
+    "read_form",
+    "safe_filename",
     "setup",
+    "upload_limits",
+    "websocket_handler",
+    "ws_connect",
 ]

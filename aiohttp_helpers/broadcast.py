@@ -17,8 +17,14 @@ class BroadcastBackend(Protocol):
 
     The contract is publish once, deliver locally: :meth:`publish` hands a message to
     the backend exactly once, and the backend calls ``deliver`` exactly once per
-    process that started it (this one included). A backend never sends to sockets
+    process that started it (this one included). A backend that delivers to the
+    publishing process at once (so that its sockets do not wait for a round trip, and
+    still get the message while the other processes are out of reach) must not deliver
+    it there again when its transport hands it back. A backend never sends to sockets
     itself, so per-socket timeouts and slow-client handling stay in the registry.
+
+    Implementations: :class:`InMemoryBroadcast` (the default, one process) and
+    :class:`~aiohttp_helpers.RedisBroadcast` (Redis pub/sub, several processes or hosts).
     """
 
     async def start(self, deliver: Deliver) -> None:

@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from .broadcast import BroadcastBackend
@@ -39,7 +39,10 @@ class UploadLimits:
     compressed or base64 part cannot expand past it. ``allowed_types`` maps a field
     name (or ``"*"`` for any file field) to the media types accepted there; a
     pattern such as ``"image/*"`` matches a whole top-level type. ``sniff_types``
-    names the fields whose leading bytes are checked against the declared type.
+    names the fields (``"*"``: every file field) whose leading bytes must also look like
+    one of their allowed types. ``spool_max_size`` bytes of a file stay in memory, the
+    rest goes to a temporary file in ``tmp_dir``; ``chunk_size`` bounds the chunks a
+    part yields.
     ``idle_timeout`` is the number of seconds with no body bytes arriving before
     the request is answered with 408.
     """
@@ -98,7 +101,17 @@ class UploadLimits:
                         raise ValueError(f"allowed_types[{key!r}]: {t!r} is not a media type")
                 frozen[key] = cleaned
             object.__setattr__(self, "allowed_types", MappingProxyType(frozen))
+        given: object = self.sniff_types
+        if isinstance(given, str):
+            raise TypeError("sniff_types must be a set of field names, not a string")
         object.__setattr__(self, "sniff_types", frozenset(self.sniff_types))
+        unchecked = self.sniff_types - set(self.allowed_types or ())
+        if unchecked and "*" not in (self.allowed_types or ()):
+            # Sniffing checks content against a field's allowed types: without them it
+            # would silently check nothing.
+            raise ValueError(
+                f"sniff_types names fields without allowed_types: {', '.join(sorted(unchecked))}"
+            )
         if self.tmp_dir is not None:
             object.__setattr__(self, "tmp_dir", os.fspath(self.tmp_dir))
 
@@ -124,7 +137,10 @@ class WebSocketSettings:
     ``max_connections_per_client`` cap open sockets (over a cap, 1013);
     ``send_timeout`` bounds one socket's share of a broadcast; ``close_timeout`` is
     the deadline for the closing handshake at shutdown; ``broadcast`` selects the
-    backend that carries broadcasts between processes (``None``: in memory).
+    backend that carries broadcasts between processes (``None``: in memory);
+    ``messages`` is what a handler's ``ws.messages()`` yields: ``"any"`` (text as
+    ``str``, binary as ``bytes``), ``"text"``, ``"bytes"`` or ``"json"`` (text parsed as
+    JSON); data of the other kind closes with 1003, JSON that does not parse with 1007.
     """
 
     heartbeat: float | None = 30.0
@@ -137,6 +153,7 @@ class WebSocketSettings:
     send_timeout: float = 5.0
     close_timeout: float = 5.0
     broadcast: BroadcastBackend | None = field(default=None, compare=False)
+    messages: Literal["any", "text", "bytes", "json"] = "any"
 
     def __post_init__(self) -> None:
         _positive("heartbeat", self.heartbeat, optional=True)
@@ -146,6 +163,10 @@ class WebSocketSettings:
         _positive("max_connections_per_client", self.max_connections_per_client, optional=True)
         _positive("send_timeout", self.send_timeout)
         _positive("close_timeout", self.close_timeout)
+        if self.messages not in ("any", "text", "bytes", "json"):
+            raise ValueError(
+                f"messages must be 'any', 'text', 'bytes' or 'json', got {self.messages!r}"
+            )
         object.__setattr__(self, "protocols", tuple(self.protocols))
 
     def replace(self, **changes: Any) -> WebSocketSettings:

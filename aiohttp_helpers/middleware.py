@@ -134,7 +134,9 @@ def make_middleware(signals: RequestSignals) -> Middleware:
                 response = web.Response(
                     status=CLIENT_CLOSED_REQUEST, reason="Client Closed Request"
                 )
-            except Exception as exc:
+            except (Exception, asyncio.CancelledError) as exc:
+                # Cancelled too (client gone under handler_cancellation, or shutdown): every
+                # request that got on_request_start gets on_request_end or on_request_error.
                 if signals.on_request_error:
                     await signals.on_request_error.send(request, exc)
                 raise
@@ -142,7 +144,9 @@ def make_middleware(signals: RequestSignals) -> Middleware:
                 await signals.on_request_end.send(request, response, time.perf_counter() - started)
             return response
         finally:
-            # Shielded so that a cancelled handler still removes what it left behind.
-            await asyncio.shield(scope.aclose())
+            # Most requests leave nothing behind: closing then costs no await and no task.
+            # Otherwise shielded, so that a cancelled handler still removes what it left.
+            if not scope.close_empty():
+                await asyncio.shield(scope.aclose())
 
     return aiohttp_helpers_middleware

@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from .config import UploadLimits, WebSocketSettings
+from .health import add_health_routes
 from .keys import HELPERS_KEY, UPLOAD_LIMITS_KEY, WS_SETTINGS_KEY
 from .lifecycle import AppState, Lifecycle
 from .middleware import make_middleware
 from .signals import RequestSignals
+from .websocket.registry import WebSocketRegistry
 
 __all__ = ["Helpers", "configure", "get_helpers", "setup"]
 
@@ -24,6 +26,7 @@ class Helpers:
     websocket_settings: WebSocketSettings
     signals: RequestSignals
     lifecycle: Lifecycle
+    websockets: WebSocketRegistry
     health: str | None = None
     drain_delay: float = 0.0
 
@@ -96,7 +99,8 @@ def setup(
         limits=limits or UploadLimits(),
         websocket_settings=websockets or WebSocketSettings(),
         signals=signals,
-        lifecycle=Lifecycle(app),
+        lifecycle=Lifecycle(app, drain_delay=float(drain_delay)),
+        websockets=WebSocketRegistry(websockets),
         health=health,
         drain_delay=float(drain_delay),
     )
@@ -108,6 +112,31 @@ def setup(
         helpers.lifecycle.on_state_change.freeze()
 
     app.on_startup.insert(0, _freeze_signals)
+
+    # Lifecycle: the package's hooks start first (cleanup_ctx[0]) and are torn down last
+    # (on_cleanup, moved to the end at startup); stopping drains, closes WebSockets, then
+    # runs the shutdown hooks, all from on_shutdown[0]. See lifecycle.py.
+    lifecycle = helpers.lifecycle
+    app.cleanup_ctx.insert(0, lifecycle.cleanup_context)
+    app.on_shutdown.insert(0, lifecycle.shutdown_receiver)
+    app.on_cleanup.append(lifecycle.cleanup_receiver)
+    if health is not None:
+        add_health_routes(app, health, lifecycle)
+
+    # WebSockets: refusals follow the app's state; every open socket gets 1001 (1012 when
+    # restarting) from the lifecycle's shutdown sequence (after the drain, before the
+    # shutdown hooks: it calls helpers.websockets.shutdown()); the broadcast backend
+    # lives from startup to cleanup.
+    helpers.websockets.lifecycle = helpers.lifecycle
+
+    async def _start_broadcast(app: web.Application) -> None:
+        await helpers.websockets.start()
+
+    async def _stop_broadcast(app: web.Application) -> None:
+        await helpers.websockets.stop()
+
+    app.on_startup.append(_start_broadcast)
+    app.on_cleanup.append(_stop_broadcast)
     return helpers
 
 
@@ -139,6 +168,7 @@ def configure(
         helpers = app.get(HELPERS_KEY)
         if helpers is not None:
             helpers.websocket_settings = websockets
+            helpers.websockets.settings = websockets
 
 
 def get_helpers(app: web.Application) -> Helpers:

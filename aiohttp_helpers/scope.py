@@ -30,6 +30,11 @@ class RequestScope:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def pending(self) -> int:
+        """How many cleanups are waiting."""
+        return len(self._callbacks)
+
     def push(self, callback: Cleanup) -> None:
         """Run ``callback`` (sync or async) when the request ends."""
         if self._closed:
@@ -40,6 +45,13 @@ class RequestScope:
         """Forget ``callback`` if it is still waiting."""
         with contextlib.suppress(ValueError):
             self._callbacks.remove(callback)
+
+    def close_empty(self) -> bool:
+        """Close the scope if nothing waits in it; return whether it did (no await needed)."""
+        if self._callbacks:
+            return False
+        self._closed = True
+        return True
 
     async def aclose(self) -> None:
         """Run every cleanup, newest first; errors are logged, never raised."""

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from typing import Any, TypeVarTuple
+from typing import TYPE_CHECKING, Any, TypeVarTuple
 
 from aiohttp import web
 from aiosignal import Signal
+
+if TYPE_CHECKING:
+    from .uploads import UploadedFile
 
 __all__ = ["RequestSignals", "SafeSignal"]
 
@@ -35,6 +38,9 @@ class SafeSignal(Signal[*_Ts]):
     def name(self) -> str:
         return self._name
 
+    def __repr__(self) -> str:
+        return f"<SafeSignal {self._name} frozen={self.frozen} receivers={list(self)!r}>"
+
     async def send(self, *args: *_Ts, **kwargs: Any) -> None:
         if not self.frozen:
             raise RuntimeError(f"cannot send non-frozen signal {self._name}")
@@ -58,8 +64,11 @@ class RequestSignals:
 
     - ``on_request_start(request)``
     - ``on_request_end(request, response, seconds)``: every answered request, including
-      an ``HTTPException`` raised by the handler (``response`` is that exception)
+      an ``HTTPException`` raised by the handler (``response`` is that exception, with its
+      status) and a package error answered with its problem document
     - ``on_request_error(request, exc)``: an exception that is not an ``HTTPException``
+      (aiohttp answers it with a 500), or the handler's cancellation
+      (``asyncio.CancelledError``); each request gets ``on_request_end`` or this, not both
     - ``on_upload(request, uploaded_file)``: each file ``read_form()`` has finished
     - ``on_ws_open(request, ws)`` / ``on_ws_close(request, ws, code, reason)``
     """
@@ -85,7 +94,9 @@ class RequestSignals:
         self.on_request_error: SafeSignal[web.Request, BaseException] = SafeSignal(
             owner, "on_request_error", strict=strict
         )
-        self.on_upload: SafeSignal[web.Request, Any] = SafeSignal(owner, "on_upload", strict=strict)
+        self.on_upload: SafeSignal[web.Request, UploadedFile] = SafeSignal(
+            owner, "on_upload", strict=strict
+        )
         self.on_ws_open: SafeSignal[web.Request, web.WebSocketResponse] = SafeSignal(
             owner, "on_ws_open", strict=strict
         )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
 from aiohttp import web
 from yarl import URL
+
+from .redis_server import RedisServer
 
 Serve = Callable[..., Awaitable[URL]]
 
@@ -33,3 +35,21 @@ async def serve() -> AsyncIterator[Serve]:
     yield start
     for runner in reversed(runners):
         await runner.cleanup()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A ``redis-server`` shared by the session's tests, on a free loopback port.
+
+    Fails (never skips) when ``redis-server`` is not installed. Tests that stop or pause
+    the server start their own :class:`~tests.redis_server.RedisServer` instead.
+    """
+    try:
+        server = RedisServer()
+        server.start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield server
+    finally:
+        server.close()

@@ -1,0 +1,388 @@
+"""Uploaded files: spooled in memory, then to a temporary file written by a worker thread."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import functools
+import hashlib
+import io
+import os
+import tempfile
+import weakref
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from multidict import CIMultiDictProxy
+
+from ..errors import InsufficientStorage
+
+__all__ = ["Spool", "UploadedFile", "no_room", "place_file", "write_atomic"]
+
+#: Bytes handed to the worker thread at once: large enough that the thread hop is cheap,
+#: small enough that a file in flight holds little memory (two batches at most).
+WRITE_BATCH = 1 << 20
+_TEMP_PREFIX = "aiohttp-helpers-"
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT)
+
+
+@functools.cache
+def _file_mode() -> int:
+    """The mode a newly created file gets here: 0o666 less the process's umask."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    mask = os.umask(0o022)  # pragma: no cover
+    os.umask(mask)  # pragma: no cover
+    return 0o666 & ~mask  # pragma: no cover
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _no_room(exc: OSError) -> InsufficientStorage:
+    return InsufficientStorage("no room left to store the upload")
+
+
+def no_room(exc: BaseException) -> bool:
+    """Whether ``exc`` says the filesystem is full (or the quota is used up)."""
+    return isinstance(exc, OSError) and exc.errno in _NO_ROOM
+
+
+def _write_all(fd: int, chunks: list[bytes]) -> None:
+    """Write ``chunks`` to ``fd`` (in a worker thread: os.write releases the GIL)."""
+    for chunk in chunks:
+        view = memoryview(chunk)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+
+
+def _store(fd: int, digest: Any, chunks: list[bytes]) -> None:
+    """Hash and write one batch (in a worker thread).
+
+    The batch is joined first so that hashing and writing each release the GIL once per
+    batch, not once per network chunk, and run over bytes already in this core's cache.
+    """
+    data = b"".join(chunks) if len(chunks) != 1 else chunks[0]
+    digest.update(data)
+    _write_all(fd, [data])
+
+
+def write_atomic(dest: Path, source: Callable[[int], None]) -> None:
+    """Create ``dest`` atomically: ``source(fd)`` writes a temporary file beside it, renamed."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name[:40]}.", suffix=".tmp", dir=dest.parent)
+    try:
+        try:
+            source(fd)
+            os.fchmod(fd, _file_mode())
+        finally:
+            os.close(fd)
+        os.replace(tmp, dest)
+    except BaseException:
+        _unlink(tmp)
+        raise
+
+
+def place_file(tmp: str, dest: Path) -> None:
+    """Rename ``tmp`` to ``dest``, with the permissions a new file gets."""
+    os.chmod(tmp, _file_mode())
+    os.replace(tmp, dest)
+
+
+class Spool:
+    """A file's bytes as they arrive: in memory up to ``max_memory``, then on disk.
+
+    Disk writes and hashing run in the default executor, one batch in flight while the
+    next one fills, so a large upload never blocks the event loop.
+    """
+
+    __slots__ = (
+        "_batch",
+        "_batch_size",
+        "_chunks",
+        "_digest",
+        "_dir",
+        "_fd",
+        "_job",
+        "_max_memory",
+        "_memory",
+        "_prefix",
+        "path",
+        "size",
+    )
+
+    def __init__(
+        self, max_memory: int, directory: str | None, *, prefix: str = _TEMP_PREFIX
+    ) -> None:
+        self._chunks: list[bytes] = []
+        self._memory = 0
+        self._max_memory = max_memory
+        self._dir = directory
+        self._prefix = prefix
+        self._digest = hashlib.sha256()
+        self._fd = -1
+        self.path: str | None = None
+        self._batch: list[bytes] = []
+        self._batch_size = 0
+        self._job: asyncio.Future[Any] | None = None
+        self.size = 0
+
+    async def write(self, data: bytes) -> None:
+        """Take the next bytes of the file."""
+        self.size += len(data)
+        if self.path is None:
+            if self._memory + len(data) <= self._max_memory:
+                self._chunks.append(data)
+                self._memory += len(data)
+                return
+            self._open()
+            self._batch, self._chunks = self._chunks, []
+            self._batch_size, self._memory = self._memory, 0
+        self._batch.append(data)
+        self._batch_size += len(data)
+        if self._batch_size >= WRITE_BATCH:
+            await self._flush()
+
+    def _open(self) -> None:
+        try:
+            self._fd, self.path = tempfile.mkstemp(prefix=self._prefix, dir=self._dir)
+        except OSError as exc:
+            if exc.errno in _NO_ROOM:
+                raise _no_room(exc) from None
+            raise
+
+    async def _wait_job(self) -> None:
+        job = self._job
+        if job is None:
+            return
+        try:
+            # Shielded: a cancelled reader must not close the file under a running write.
+            await asyncio.shield(job)
+        except OSError as exc:
+            if exc.errno in _NO_ROOM:
+                raise _no_room(exc) from None
+            raise
+        finally:
+            if job.done():
+                self._job = None
+
+    async def _flush(self) -> None:
+        await self._wait_job()
+        batch = self._batch
+        self._batch = []
+        self._batch_size = 0
+        if batch:
+            loop = asyncio.get_running_loop()
+            self._job = loop.run_in_executor(None, _store, self._fd, self._digest, batch)
+
+    async def finish(self) -> tuple[bytes | None, str | None, str]:
+        """All bytes are in: ``(data, None, sha256)`` in memory or ``(None, path, sha256)``."""
+        if self.path is None:
+            data = b"".join(self._chunks) if len(self._chunks) != 1 else self._chunks[0]
+            self._chunks = []
+            digest = self._digest
+            if len(data) > 65536:
+                await asyncio.get_running_loop().run_in_executor(None, digest.update, data)
+            else:
+                digest.update(data)
+            return data, None, digest.hexdigest()
+        await self._flush()
+        await self._wait_job()
+        os.close(self._fd)
+        self._fd = -1
+        return None, self.path, self._digest.hexdigest()
+
+    def discard(self) -> None:
+        """Drop the bytes and remove the temporary file; safe while a write is in flight."""
+        self._chunks = []
+        self._batch = []
+        job = self._job
+        if job is not None and not job.done():
+            job.add_done_callback(self._discard_after)
+            return
+        self._close_and_remove()
+
+    def _discard_after(self, job: asyncio.Future[Any]) -> None:
+        if not job.cancelled():
+            job.exception()  # retrieved: the failure is moot once the upload is dropped
+        self._close_and_remove()
+
+    def _close_and_remove(self) -> None:
+        self._job = None
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        if self.path is not None:
+            _unlink(self.path)
+
+
+class UploadedFile:
+    """A file of a form read by :func:`read_form`.
+
+    Small files stay in memory (up to ``spool_max_size``), larger ones in a temporary
+    file in ``tmp_dir``. The temporary file is removed when the request ends (with
+    ``setup()``), when :meth:`aclose` is called, or when the object is garbage-collected,
+    whichever comes first, unless :meth:`save` moved it into place.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_data",
+        "_finalizer",
+        "_owned",
+        "_path",
+        "content_type",
+        "filename",
+        "headers",
+        "name",
+        "raw_filename",
+        "sha256",
+        "size",
+    )
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        filename: str,
+        raw_filename: str | None,
+        content_type: str,
+        headers: CIMultiDictProxy[str],
+        size: int,
+        sha256: str,
+        data: bytes | None = None,
+        path: str | None = None,
+    ) -> None:
+        if (data is None) == (path is None):
+            raise TypeError("an UploadedFile has either data or a path")
+        self.name = name
+        #: The client's filename made safe by :func:`safe_filename`.
+        self.filename = filename
+        #: The filename exactly as the client sent it (decoded, not sanitised).
+        self.raw_filename = raw_filename
+        self.content_type = content_type
+        self.headers = headers
+        self.size = size
+        #: Hex SHA-256 of the file's bytes, computed while they streamed in.
+        self.sha256 = sha256
+        self._data = data
+        self._path = path
+        self._owned = path is not None
+        self._finalizer: weakref.finalize[Any, Any] | None = (
+            weakref.finalize(self, _unlink, path) if path is not None else None
+        )
+
+    def __repr__(self) -> str:
+        where = "memory" if self._data is not None else self._path
+        return (
+            f"<UploadedFile {self.name!r} filename={self.filename!r} "
+            f"content_type={self.content_type!r} size={self.size} in {where}>"
+        )
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether the bytes are held in memory (no file on disk)."""
+        return self._data is not None
+
+    @property
+    def path(self) -> Path | None:
+        """The file on disk: the temporary file, or where :meth:`save` put it."""
+        return Path(self._path) if self._path is not None else None
+
+    @property
+    def saved(self) -> bool:
+        """Whether :meth:`save` moved or copied the file into place."""
+        return self._path is not None and not self._owned
+
+    def _check_open(self) -> None:
+        if self._data is None and self._path is None:
+            raise RuntimeError(f"the upload {self.name!r} was closed")
+
+    async def read(self) -> bytes:
+        """All the file's bytes (read in a worker thread when they are on disk)."""
+        self._check_open()
+        if self._data is not None:
+            return self._data
+        assert self._path is not None
+        return await asyncio.to_thread(Path(self._path).read_bytes)
+
+    def open(self) -> BinaryIO:
+        """A binary file object reading the file from its start (close it when done)."""
+        self._check_open()
+        if self._data is not None:
+            return io.BytesIO(self._data)
+        assert self._path is not None
+        return open(self._path, "rb")
+
+    async def save(self, path: str | os.PathLike[str]) -> Path:
+        """Put the file at ``path`` (a directory: ``path/filename``) and keep it there.
+
+        The temporary file is renamed when it is on the same filesystem, and copied
+        otherwise; either way ``path`` appears atomically, complete or not at all, with
+        the permissions a new file gets. Returns where the file is.
+        """
+        self._check_open()
+        dest = Path(path)
+        if await asyncio.to_thread(dest.is_dir):
+            dest = dest / self.filename
+        try:
+            await asyncio.to_thread(self._save, dest)
+        except OSError as exc:
+            if exc.errno in _NO_ROOM:
+                raise _no_room(exc) from None
+            raise
+        return dest
+
+    def _save(self, dest: Path) -> None:
+        data, current = self._data, self._path
+        if data is not None:
+            write_atomic(dest, lambda fd: _write_all(fd, [data]))
+            return
+        assert current is not None
+        if self._owned:
+            try:
+                place_file(current, dest)
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+            else:
+                self._path = os.fspath(dest)
+                self._owned = False
+                assert self._finalizer is not None
+                self._finalizer.detach()
+                return
+        with open(current, "rb") as src:
+            write_atomic(dest, lambda fd: _copy(src.fileno(), fd))
+
+    def discard(self) -> None:
+        """Like :meth:`aclose`, removing the temporary file in this thread."""
+        self._data = None
+        if self._owned and self._finalizer is not None:
+            self._finalizer()
+        if self._owned:
+            self._path = None
+
+    async def aclose(self) -> None:
+        """Remove the temporary file now (a saved file stays) and drop the bytes."""
+        self._data = None
+        if self._owned and self._finalizer is not None:
+            await asyncio.to_thread(self._finalizer)
+        if self._owned:
+            self._path = None
+
+
+def _copy(src: int, dst: int) -> None:
+    while True:
+        block = os.read(src, 1 << 20)
+        if not block:
+            return
+        _write_all(dst, [block])

@@ -1,0 +1,318 @@
+"""Hello-world throughput of an app after ``setup()``, against bare aiohttp (ratio table).
+
+Each server runs in its own process (``web.run_app``), and the load comes from another
+process: ``wrk`` when it is installed, else a small aiohttp-client load generator. Runs are
+interleaved ``bare, variant, bare, variant, ...`` within each round, and each variant's run
+is compared with the mean of the two bare runs around it; the table shows the median ratio
+over the rounds. On a machine with two or more cores, servers are pinned to one core and the
+load generator to another. Where Linux tells (``/proc/<pid>/schedstat``), the server's CPU
+time per request is compared too: the same ratio, less disturbed by neighbours on a busy
+machine. This prints figures; it never asserts.
+
+    python bench/overhead.py [--rounds 7] [--duration 1] [--connections 64] [--python-load]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+import aiohttp_helpers as ah
+
+BODY = "Hello, World!"
+
+
+async def hello(request: web.Request) -> web.Response:
+    return web.Response(text=BODY)
+
+
+def bare() -> web.Application:
+    app = web.Application()
+    app.router.add_get("/", hello)
+    return app
+
+
+def with_setup() -> web.Application:
+    app = bare()
+    ah.setup(app)
+    return app
+
+
+def everything(receivers: bool) -> web.Application:
+    app = bare()
+    helpers = ah.setup(app, health="/health", drain_delay=0.0)
+
+    @helpers.lifecycle.context(name="resource")
+    async def resource(app: web.Application) -> AsyncIterator[None]:
+        yield
+
+    @helpers.lifecycle.on_startup(after="resource", timeout=5)
+    async def warm(app: web.Application) -> None:
+        pass
+
+    if receivers:
+
+        async def receiver(*args: object) -> None:
+            pass
+
+        for signal_ in helpers.signals:
+            signal_.append(receiver)
+    return app
+
+
+@dataclass(frozen=True)
+class Variant:
+    key: str
+    label: str
+    build: Callable[[], web.Application]
+    target: float | None
+
+
+VARIANTS = [
+    Variant("bare", "bare aiohttp", bare, None),
+    Variant("setup", "setup() with defaults", with_setup, 0.97),
+    Variant(
+        "no-receivers",
+        "signals, no receivers (+health, hooks)",
+        lambda: everything(receivers=False),
+        0.97,
+    ),
+    Variant(
+        "receivers",
+        "one async receiver on each signal",
+        lambda: everything(receivers=True),
+        0.93,
+    ),
+]
+BY_KEY = {v.key: v for v in VARIANTS}
+
+
+def pin(cpu: int) -> Callable[[], None] | None:
+    if not hasattr(os, "sched_setaffinity") or (os.cpu_count() or 1) < 2:
+        return None
+    return lambda: os.sched_setaffinity(0, {cpu})
+
+
+# -- server process --------------------------------------------------------------------
+
+
+def serve(key: str) -> None:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    print(sock.getsockname()[1], flush=True)
+    web.run_app(BY_KEY[key].build(), sock=sock, print=None, access_log=None)
+
+
+class Server:
+    def __init__(self, variant: Variant) -> None:
+        self.variant = variant
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--serve", variant.key],
+            stdout=subprocess.PIPE,
+            text=True,
+            preexec_fn=pin(0),
+        )
+        port = int(self.proc.stdout.readline()) if self.proc.stdout else 0
+        self.url = f"http://127.0.0.1:{port}/"
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), 1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def cpu_ns(self) -> int | None:
+        """Nanoseconds the server has run on a CPU so far, where Linux tells."""
+        try:
+            with open(f"/proc/{self.proc.pid}/schedstat") as f:
+                return int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+# -- load generators -------------------------------------------------------------------
+
+
+def run_wrk(wrk: str, url: str, duration: int, connections: int) -> tuple[float, int]:
+    out = subprocess.run(
+        [wrk, "-t1", f"-c{connections}", f"-d{duration}s", url],
+        capture_output=True,
+        text=True,
+        check=True,
+        preexec_fn=pin(1),
+    ).stdout
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    count = re.search(r"(\d+) requests in", out)
+    if rate is None or count is None or "Non-2xx" in out or "Socket errors" in out:
+        raise RuntimeError(f"wrk did not run cleanly:\n{out}")
+    return float(rate.group(1)), int(count.group(1))
+
+
+def run_python_load(url: str, duration: float, connections: int) -> tuple[float, int]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--load", url, "--duration", str(duration),
+         "--connections", str(connections)],
+        capture_output=True, text=True, check=True, preexec_fn=pin(1),
+    ).stdout  # fmt: skip
+    rate, count = out.split()
+    return float(rate), int(count)
+
+
+def python_load(url: str, duration: float, connections: int) -> None:
+    import aiohttp
+
+    async def main() -> tuple[float, int]:
+        done = 0
+        stop_at = time.monotonic() + duration
+        connector = aiohttp.TCPConnector(limit=connections)
+        async with aiohttp.ClientSession(connector=connector) as session:
+
+            async def worker() -> None:
+                nonlocal done
+                while time.monotonic() < stop_at:
+                    async with session.get(url) as resp:
+                        await resp.read()
+                        if resp.status != 200:
+                            raise RuntimeError(f"got {resp.status}")
+                    done += 1
+
+            started = time.monotonic()
+            await asyncio.gather(*(worker() for _ in range(connections)))
+            return done / (time.monotonic() - started), done
+
+    print(*asyncio.run(main()))
+
+
+# -- driver ----------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--duration", type=int, default=1, help="seconds per run (wrk: whole)")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--python-load", action="store_true", help="do not use wrk")
+    parser.add_argument("--serve", choices=list(BY_KEY), help=argparse.SUPPRESS)
+    parser.add_argument("--load", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve)
+        return
+    if args.load:
+        python_load(args.load, args.duration, args.connections)
+        return
+
+    wrk = None if args.python_load else shutil.which("wrk")
+    if wrk:
+        version = subprocess.run([wrk, "-v"], capture_output=True, text=True).stdout.split()
+        generator = f"wrk {version[1] if len(version) > 1 else ''}".strip()
+
+        def load(url: str) -> tuple[float, int]:
+            return run_wrk(wrk, url, args.duration, args.connections)
+    else:
+        generator = "python aiohttp-client load generator (wrk not found)"
+
+        def load(url: str) -> tuple[float, int]:
+            return run_python_load(url, args.duration, args.connections)
+
+    def measure(server: Server) -> tuple[float, float | None]:
+        """Requests per second, and the server's CPU nanoseconds per request."""
+        cpu_before = server.cpu_ns()
+        rate, count = load(server.url)
+        cpu_after = server.cpu_ns()
+        if cpu_before is None or cpu_after is None or not count:
+            return rate, None
+        return rate, (cpu_after - cpu_before) / count
+
+    def ratio(variant: float | None, before: float | None, after: float | None) -> float | None:
+        if variant is None or before is None or after is None:
+            return None
+        return variant / ((before + after) / 2)
+
+    servers = {v.key: Server(v) for v in VARIANTS}
+    try:
+        for server in servers.values():  # warm up every process
+            measure(server)
+        others = [v for v in VARIANTS if v.key != "bare"]
+        rates: dict[str, list[float]] = {v.key: [] for v in VARIANTS}
+        ratios: dict[str, list[float]] = {v.key: [] for v in others}
+        cpu_ratios: dict[str, list[float]] = {v.key: [] for v in others}
+        started = time.monotonic()
+        for round_ in range(args.rounds):
+            order = others[round_ % len(others) :] + others[: round_ % len(others)]
+            before, cpu_before = measure(servers["bare"])
+            rates["bare"].append(before)
+            for variant in order:
+                rate, cpu = measure(servers[variant.key])
+                after, cpu_after = measure(servers["bare"])
+                rates[variant.key].append(rate)
+                rates["bare"].append(after)
+                ratios[variant.key].append(rate / ((before + after) / 2))
+                # CPU per request: the bare server's over the variant's (higher is better).
+                inverse = ratio(cpu, cpu_before, cpu_after)
+                if inverse:
+                    cpu_ratios[variant.key].append(1 / inverse)
+                before, cpu_before = after, cpu_after
+        elapsed = time.monotonic() - started
+    finally:
+        for server in servers.values():
+            server.stop()
+
+    cores = "server on CPU 0, load on CPU 1" if pin(0) else "no CPU pinning (one core)"
+    print(f"hello-world overhead: {generator}, 1 thread, {args.connections} connections, "
+          f"{args.duration:g} s per run, {args.rounds} rounds interleaved with bare runs "
+          f"({elapsed:.0f} s; {cores})")  # fmt: skip
+    print()
+    header = (
+        f"{'variant':<40} {'req/s':>8} {'ratio':>7} {'min..max':>13} "
+        f"{'CPU ratio':>10} {'target':>8}"
+    )
+    print(header)
+    print("-" * (len(header) + 7))
+    for variant in VARIANTS:
+        rate = statistics.median(rates[variant.key])
+        if variant.key == "bare":
+            print(f"{variant.label:<40} {rate:>8,.0f} {'1.000':>7}")
+            continue
+        values = ratios[variant.key]
+        median = statistics.median(values)
+        cpu_values = cpu_ratios[variant.key]
+        cpu_text = f"{statistics.median(cpu_values):.3f}" if cpu_values else "n/a"
+        target = variant.target or 0.0
+        verdict = "ok" if median >= target else "BELOW"
+        spread = f"{min(values):.3f}..{max(values):.3f}"
+        print(
+            f"{variant.label:<40} {rate:>8,.0f} {median:>7.3f} {spread:>13} {cpu_text:>10} "
+            f"{'>= ' + format(target, '.2f'):>8}  {verdict}"
+        )
+    print()
+    print("req/s and ratio: medians over the rounds; CPU ratio: bare CPU time per request")
+    print("over the variant's (the throughput ratio of a saturated core, steadier on a busy host)")
+
+
+if __name__ == "__main__":
+    main()
