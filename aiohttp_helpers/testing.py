@@ -1,4 +1,4 @@
-"""Helpers for users' own tests: multipart bodies, well-formed or deliberately broken."""
+"""Helpers for users' own tests: multipart bodies (well-formed or broken), WebSocket closes."""
 
 from __future__ import annotations
 
@@ -14,7 +14,16 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import quote
 
-__all__ = ["FilenameStyle", "FormPart", "MultipartBody", "multipart_body"]
+from .websocket.testing import assert_closed_with, receive_close
+
+__all__ = [
+    "FilenameStyle",
+    "FormPart",
+    "MultipartBody",
+    "assert_closed_with",
+    "multipart_body",
+    "receive_close",
+]
 
 
 # ---------------------------------------------------------------------------------------

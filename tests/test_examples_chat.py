@@ -10,7 +10,7 @@ from pathlib import Path
 import aiohttp
 from pytest_aiohttp import AiohttpClient
 
-from aiohttp_helpers.websocket import assert_closed_with
+from aiohttp_helpers.testing import assert_closed_with
 from examples import chat
 
 ROOT = Path(__file__).resolve().parent.parent
