@@ -21,6 +21,7 @@ import aiohttp_helpers as ah
 STATIC = Path(__file__).resolve().parent / "static"
 MiB = 2**20
 KICKED = 4000
+AVATAR_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 
 _guests = itertools.count(1)
 
@@ -32,13 +33,13 @@ async def index(request: web.Request) -> web.FileResponse:
 async def limits(request: web.Request) -> web.Response:
     """The upload limits the page shows."""
     current = ah.get_helpers(request.app).limits
-    allowed = current.allowed_types.get("file") if current.allowed_types else None
+    avatar = current.allowed_types.get("avatar") if current.allowed_types else None
     return web.json_response(
         {
             "max_body_size": current.max_body_size,
             "max_file_size": current.max_file_size,
             "max_files": current.max_files,
-            "allowed_types": list(allowed) if allowed else None,
+            "avatar_types": list(avatar) if avatar else None,
         }
     )
 
@@ -107,6 +108,9 @@ def create_app(
             max_file_size=max_file_size,
             max_body_size=max_body_size,
             max_files=10,
+            # The avatar must be an image, by its declared type and by its first bytes.
+            allowed_types={"avatar": AVATAR_TYPES},
+            sniff_types=frozenset({"avatar"}),
             tmp_dir=tmp_dir,
         ),
         websockets=ah.WebSocketSettings(heartbeat=20.0, max_connections=max_ws_connections),

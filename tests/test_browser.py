@@ -206,6 +206,42 @@ async def test_over_the_limit_shows_413(
     assert os.listdir(spool) == []
 
 
+PNG_1X1 = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000100e221bc330000000049454e44ae426082"
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "mime", "data", "status"),
+    [
+        pytest.param("me.png", "image/png", PNG_1X1, 200, id="real-png"),
+        pytest.param("me.png", "image/png", b"<script>alert(1)</script>", 415, id="html-as-png"),
+        pytest.param("notes.txt", "text/plain", b"just text", 415, id="text"),
+    ],
+)
+async def test_avatar_type_is_checked(
+    browser: Browser, serve: Serve, tmp_path: Path, name: str, mime: str, data: bytes, status: int
+) -> None:
+    url = await serve(demo.create_app(tmp_dir=str(tmp_path)))
+    page = await _open(browser, str(url))
+    payload: FilePayload = {"name": name, "mimeType": mime, "buffer": data}
+    await page.set_input_files("#avatar", files=[payload])
+    await page.click("#send")
+    result = await _upload_result(page)
+    assert result["status"] == status, result
+    shown = await page.inner_text("#upload-result")
+    if status == 200:
+        (avatar,) = result["body"]["files"]
+        assert avatar["field"] == "avatar"
+        assert avatar["sha256"] == hashlib.sha256(data).hexdigest()
+    else:
+        assert result["body"]["field"] == "avatar"
+        assert shown.startswith("415 ")
+        assert "avatar" in shown
+    assert os.listdir(tmp_path) == []
+
+
 async def test_close_code_from_wsclose_is_seen_by_the_browser(
     browser: Browser, serve: Serve
 ) -> None:

@@ -75,6 +75,7 @@ function upload(event) {
   form.append("title", $("title").value);
   const files = dropped.length ? dropped : Array.from($("file").files);
   for (const f of files) form.append("file", f, f.name);
+  for (const f of $("avatar").files) form.append("avatar", f, f.name);
   const xhr = new XMLHttpRequest();
   xhr.open("POST", "/upload");
   xhr.setRequestHeader("Accept", "application/json");
@@ -124,7 +125,7 @@ async function showLimits() {
     $("limits").textContent =
       `Limits: ${formatBytes(l.max_file_size)} a file, ${l.max_files} files, ` +
       `${formatBytes(l.max_body_size)} a request` +
-      (l.allowed_types ? `; types: ${l.allowed_types.join(", ")}` : "");
+      (l.avatar_types ? `; avatar: ${l.avatar_types.join(", ")}` : "");
   } catch (_) {
     $("limits").textContent = "";
   }
