@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import sys
-from pathlib import Path
-
 import aiohttp
 from pytest_aiohttp import AiohttpClient
 
 from aiohttp_helpers.testing import assert_closed_with
 from examples import chat
 
-ROOT = Path(__file__).resolve().parent.parent
+from .scripts import run_script
 
 
 async def test_two_members_talk_in_a_room(aiohttp_client: AiohttpClient) -> None:
@@ -53,42 +48,15 @@ async def test_close_codes(aiohttp_client: AiohttpClient) -> None:
         await assert_closed_with(guest, 1007, "message is not valid JSON")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 async def test_chat_runs_as_a_script_and_closes_with_1001_on_sigterm() -> None:
-    port = _free_port()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(ROOT / "examples" / "chat.py"),
-        "--port",
-        str(port),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        cwd=ROOT,
-    )
-    try:
-        assert proc.stdout is not None
-        line = await asyncio.wait_for(proc.stdout.readline(), 20)
-        assert f"http://127.0.0.1:{port}/" in line.decode()
-        async with aiohttp.ClientSession() as session:
-            for _ in range(100):
-                try:
-                    ws = await session.ws_connect(f"http://127.0.0.1:{port}/ws/chat?name=z")
-                    break
-                except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.05)
-            else:
-                raise AssertionError("the chat never answered")
+    async with run_script("examples/chat.py") as script:
+        assert f"{script.url}/" in await script.first_line()
+        await script.serving("/")
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(f"{script.url}/ws/chat?name=z") as ws,
+        ):
             assert await ws.receive_json(timeout=5) == {"text": "z joined lobby"}
-            proc.terminate()
+            script.proc.terminate()
             await assert_closed_with(ws, 1001, "server shutting down")
-        assert await asyncio.wait_for(proc.wait(), 20) == 0
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        assert await script.exit_code() == 0

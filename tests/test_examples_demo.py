@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import sys
-from pathlib import Path
-
-import aiohttp
 from pytest_aiohttp import AiohttpClient
 
 from examples import demo
 
-ROOT = Path(__file__).resolve().parent.parent
+from .scripts import run_script
 
 
 async def test_demo_serves_its_index(aiohttp_client: AiohttpClient) -> None:
@@ -22,38 +16,9 @@ async def test_demo_serves_its_index(aiohttp_client: AiohttpClient) -> None:
     assert "aiohttp-helpers demo" in await resp.text()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 async def test_demo_runs_as_a_script_and_prints_its_url() -> None:
-    port = _free_port()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(ROOT / "examples" / "demo.py"),
-        "--port",
-        str(port),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        cwd=ROOT,
-    )
-    try:
-        assert proc.stdout is not None
-        line = await asyncio.wait_for(proc.stdout.readline(), 20)
-        assert f"http://127.0.0.1:{port}/" in line.decode()
-        async with aiohttp.ClientSession() as session:
-            for _ in range(100):
-                try:
-                    async with session.get(f"http://127.0.0.1:{port}/") as resp:
-                        assert resp.status == 200
-                        break
-                except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.05)
-            else:
-                raise AssertionError("the demo never answered")
-    finally:
-        proc.terminate()
-        await asyncio.wait_for(proc.wait(), 20)
+    async with run_script("examples/demo.py") as script:
+        assert f"{script.url}/" in await script.first_line()
+        await script.serving("/")
+        script.proc.terminate()
+        assert await script.exit_code() == 0

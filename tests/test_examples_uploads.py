@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import sys
 from pathlib import Path
 
 import aiohttp
@@ -14,7 +11,8 @@ import aiohttp_helpers as ah
 from aiohttp_helpers.testing import FormPart, multipart_body
 from examples import uploads
 
-ROOT = Path(__file__).resolve().parent.parent
+from .scripts import run_script
+
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(100)
 
 
@@ -55,50 +53,19 @@ async def test_form_stream_and_download(aiohttp_client: AiohttpClient, tmp_path:
     assert got == {"beach.png": PNG, "blob.bin": b"b" * 100_000}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 async def test_runs_as_a_script(tmp_path: Path) -> None:
-    port = _free_port()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(ROOT / "examples" / "uploads.py"),
-        "--port",
-        str(port),
-        "--dir",
-        str(tmp_path),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        cwd=ROOT,
-    )
-    try:
-        assert proc.stdout is not None
-        line = await asyncio.wait_for(proc.stdout.readline(), 20)
-        assert f"http://127.0.0.1:{port}/" in line.decode()
+    async with run_script("examples/uploads.py", "--dir", str(tmp_path)) as script:
+        assert f"{script.url}/" in await script.first_line()
+        await script.serving("/")
         body = multipart_body(
             ("title", "t"),
             FormPart(name="photos", data=PNG, filename="p.png", content_type="image/png"),
         )
-        async with aiohttp.ClientSession() as session:
-            for _ in range(100):
-                try:
-                    async with session.post(
-                        f"http://127.0.0.1:{port}/upload", data=body.data, headers=body.headers
-                    ) as resp:
-                        assert resp.status == 200
-                        break
-                except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.05)
-            else:
-                raise AssertionError("the example never answered")
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(f"{script.url}/upload", data=body.data, headers=body.headers) as resp,
+        ):
+            assert resp.status == 200
         assert (tmp_path / "p.png").read_bytes() == PNG
-        proc.terminate()
-        assert await asyncio.wait_for(proc.wait(), 20) == 0
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        script.proc.terminate()
+        assert await script.exit_code() == 0
