@@ -264,7 +264,7 @@ async def _read_urlencoded(
             errors="strict",
             max_num_fields=limits.max_fields,
         )
-    except UnicodeDecodeError:
+    except UnicodeError:  # a ValueError too: caught first
         raise MalformedMultipart(f"the form is not valid {charset} text") from None
     except ValueError:
         raise TooManyFields(limits.max_fields) from None

@@ -12,7 +12,8 @@ from ..errors import HeadersTooLarge, MalformedMultipart
 __all__ = ["PartHead", "parse_content_type", "parse_head", "parse_params"]
 
 # C0 controls (other than HTAB, and CR when it starts a CRLF), and DEL: never valid in a header.
-_BAD_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)")
+# Checked with bytes methods: a regular expression looks at each byte at a tenth the speed.
+_CONTROLS = bytes(c for c in range(32) if c not in (9, 10, 13)) + b"\x7f"
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
 # The escapes browsers use for field names (WHATWG's multipart/form-data encoding).
@@ -21,6 +22,8 @@ _NAME_ESCAPE = re.compile("%22|%0[ADad]")
 _EXTENDED = re.compile(r"([^']*)'[^']*'(.*)", re.DOTALL)
 _CONTINUATION = re.compile(r"([^*]+)\*([0-9]{1,3})(\*?)")
 _MAX_CONTINUATIONS = 64
+# Real clients send two or three parameters; parsing each costs far more than its bytes.
+_MAX_PARAMS = 64
 
 
 def _unquote_name(value: str) -> str:
@@ -54,6 +57,30 @@ def _decode_extended(value: str) -> str | None:
         return None
 
 
+def _quoted_string(text: str, start: int) -> tuple[str, int]:
+    """The value of the quoted string whose text begins at ``start``, and where it ends.
+
+    Worked out with ``str`` methods rather than a character at a time: a 16 KiB
+    filename would otherwise cost a hundred times what its bytes cost elsewhere.
+    """
+    scan = start
+    while True:
+        end = text.find('"', scan)
+        if end < 0:
+            raise MalformedMultipart("a part header has an unterminated quoted string")
+        # The quote ends the string unless an odd run of backslashes escapes it; the
+        # run cannot reach back past the previous (escaped) quote.
+        run = text[scan:end]
+        if (len(run) - len(run.rstrip("\\"))) % 2 == 0:
+            break
+        scan = end + 1
+    value = text[start:end]
+    if "\\" in value:
+        # Backslashes pair from the left; a lone one escapes a quote or stays as it is.
+        value = "\\".join(piece.replace('\\"', '"') for piece in value.split("\\\\"))
+    return value, end + 1
+
+
 def parse_params(text: str, start: int = 0) -> dict[str, str]:
     """Parameters of a header value from ``start`` (``; key=value`` pairs), keys lowercased.
 
@@ -64,11 +91,15 @@ def parse_params(text: str, start: int = 0) -> dict[str, str]:
     params: dict[str, str] = {}
     n = len(text)
     i = start
+    seen = 0
     while i < n:
         c = text[i]
         if c in " \t;":
             i += 1
             continue
+        seen += 1
+        if seen > _MAX_PARAMS:
+            raise MalformedMultipart(f"a header has more than {_MAX_PARAMS} parameters")
         eq = text.find("=", i)
         semi = text.find(";", i)
         if eq < 0 or (0 <= semi < eq):
@@ -80,24 +111,7 @@ def parse_params(text: str, start: int = 0) -> dict[str, str]:
         while i < n and text[i] in " \t":
             i += 1
         if i < n and text[i] == '"':
-            i += 1
-            chunks: list[str] = []
-            run = i
-            while True:
-                if i >= n:
-                    raise MalformedMultipart("a part header has an unterminated quoted string")
-                c = text[i]
-                if c == '"':
-                    chunks.append(text[run:i])
-                    i += 1
-                    break
-                if c == "\\" and i + 1 < n and text[i + 1] in '"\\':
-                    chunks.append(text[run:i])
-                    run = i + 1
-                    i += 2
-                    continue
-                i += 1
-            value = "".join(chunks)
+            value, i = _quoted_string(text, i + 1)
         else:
             end = text.find(";", i)
             if end < 0:
@@ -243,7 +257,9 @@ def _decode_block(block: bytes) -> str:
 
 def parse_head(block: bytes, max_headers: int) -> PartHead:
     """Parse a part's header block (the lines between the boundary and the empty line)."""
-    if _BAD_BYTES.search(block) is not None:
+    if len(block.translate(None, _CONTROLS)) != len(block) or block.count(b"\r") != block.count(
+        b"\r\n"
+    ):
         raise MalformedMultipart("a part header contains a control character")
     pairs: list[tuple[str, str]] = []
     head = PartHead(pairs)

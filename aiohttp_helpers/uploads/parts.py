@@ -29,7 +29,9 @@ def decode_text(data: bytes, charset: str, field: str | None) -> str:
         if charset == "utf-8":
             return data.decode()
         return data.decode(check_charset(charset, field))
-    except UnicodeDecodeError:
+    except UnicodeError:
+        # UnicodeError, not just UnicodeDecodeError: codecs such as idna, punycode and
+        # undefined raise the base class for bytes they cannot decode.
         raise MalformedMultipart(
             f"field {field!r} is not valid {charset} text", field=field
         ) from None
@@ -179,7 +181,7 @@ class BodyPart:
                 errors="strict",
                 max_num_fields=self._stream.level.limits.max_fields,
             )
-        except UnicodeDecodeError:
+        except UnicodeError:  # a ValueError too: caught first
             raise MalformedMultipart(
                 f"field {self.name!r} is not valid {charset} text", field=self.name
             ) from None
