@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import struct
+
 import aiohttp
 import pytest
 from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from yarl import URL
 
 import aiohttp_helpers as ah

@@ -52,14 +52,19 @@ def _bad(field: str | None, what: str) -> MalformedMultipart:
 
 
 class _Base64:
-    __slots__ = ("_carry", "_field")
+    __slots__ = ("_carry", "_field", "_padded")
 
     def __init__(self, field: str | None) -> None:
         self._carry = b""
         self._field = field
+        self._padded = False
 
     def decode(self, data: bytes) -> Iterator[bytes]:
         data = self._carry + data.translate(None, _WHITESPACE)
+        if data and self._padded:
+            # Padding ends the data: what follows it is as wrong in the next chunk as in
+            # the same one (where b64decode refuses it), whatever the network's split.
+            raise _bad(self._field, "base64")
         cut = len(data) - len(data) % 4
         self._carry = data[cut:]
         if cut:
@@ -67,6 +72,7 @@ class _Base64:
                 yield base64.b64decode(data[:cut], validate=True)
             except binascii.Error:
                 raise _bad(self._field, "base64") from None
+            self._padded = data[cut - 1] == 61  # "="
 
     def finish(self) -> Iterator[bytes]:
         if self._carry:

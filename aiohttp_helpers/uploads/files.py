@@ -25,7 +25,9 @@ __all__ = ["Spool", "UploadedFile", "no_room", "place_file", "write_atomic"]
 #: small enough that a file in flight holds little memory (two batches at most).
 WRITE_BATCH = 1 << 20
 _TEMP_PREFIX = "aiohttp-helpers-"
-_NO_ROOM = (errno.ENOSPC, errno.EDQUOT)
+# The filesystem is full, the quota used up, or the file may grow no larger (the
+# filesystem's own size limit, or the process's RLIMIT_FSIZE): no room for the upload.
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 @functools.cache
@@ -53,7 +55,7 @@ def _no_room(exc: OSError) -> InsufficientStorage:
 
 
 def no_room(exc: BaseException) -> bool:
-    """Whether ``exc`` says the filesystem is full (or the quota is used up)."""
+    """Whether ``exc`` says there is no room: filesystem full, quota used up, file too big."""
     return isinstance(exc, OSError) and exc.errno in _NO_ROOM
 
 

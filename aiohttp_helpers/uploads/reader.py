@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator, Mapping
+from time import monotonic
 from typing import Final
 
 from aiohttp import hdrs
@@ -38,16 +39,37 @@ _BCHARS: Final = frozenset(
 )
 
 
+#: The longest a body is parsed without letting the event loop run other tasks (seconds).
+_TURN = 0.01
+
+
 class Counts:
     """What one body has used of its limits so far, shared by its nesting levels."""
 
-    __slots__ = ("decoded", "fields", "files", "parts")
+    __slots__ = ("decoded", "fields", "files", "parts", "turn")
 
     def __init__(self) -> None:
         self.parts = 0
         self.files = 0
         self.fields = 0
         self.decoded = 0
+        #: When (``time.monotonic()``) the body's reader next lets other tasks run.
+        self.turn = 0.0
+
+    def turn_due(self) -> bool:
+        """Whether the body has held the event loop for ``_TURN`` seconds.
+
+        A client that sends faster than its body is parsed always finds bytes waiting:
+        reading them then never suspends, and a body of 100,000 small parts would hold
+        every other request of the process for seconds.
+        """
+        return monotonic() >= self.turn
+
+    async def take_turn(self) -> None:
+        """Let other tasks run (not on the first call: that starts the clock)."""
+        if self.turn:
+            await asyncio.sleep(0)
+        self.turn = monotonic() + _TURN
 
 
 class Source:
@@ -121,6 +143,12 @@ class BodySource(Source):
                 # (b"", True) marks the end of an HTTP chunk; (b"", False) the end of the body.
                 if data or not end_of_chunk or content.at_eof():
                     break
+        except UploadIdleTimeout:
+            # After the answer aiohttp reads what is left of the body, and would log the
+            # stall as an unhandled exception with its traceback, once per stalled client.
+            # A TimeoutError there means "give up on the rest": it closes quietly.
+            content.set_exception(TimeoutError("the request body stalled"))
+            raise
         except RuntimeError as exc:
             # aiohttp<3.15: a read after the connection was lost says so with a RuntimeError.
             if str(exc) == "Connection closed.":
@@ -196,6 +224,8 @@ class Level:
             self.parser.feed(data)
         else:
             self.parser.feed_eof()
+        if self.counts.turn_due():
+            await self.counts.take_turn()
 
     async def read_raw(self) -> bytes:
         """The current part's next raw bytes; ``b""`` at its end."""
@@ -230,6 +260,8 @@ class Level:
                 raise TooManyParts(self.limits.max_parts)
             if head.is_multipart and self.depth >= self.limits.max_depth:
                 raise NestingTooDeep(self.limits.max_depth, head.name or self.field)
+            if counts.turn_due():
+                await counts.take_turn()
             return head
 
     def nested(self, part: PartStream) -> Level:

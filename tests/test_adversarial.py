@@ -1,0 +1,990 @@
+"""An adversarial corpus: hostile multipart requests from published advisories, each answered right.
+
+Every case is a request that hurt some multipart parser (named in ``source``: the advisory,
+or the class of bug when no single advisory fits), sent over a real socket to a real
+server, byte for byte as written here. Each gets its expected answer: a status and a
+problem type, or a 200 with what a careful handler should see. While the request is in
+flight, and after it, the same server must keep answering ``GET /ping`` promptly; when it
+is over, no temporary file is left and nothing was logged at warning or above (tornado's
+CVE-2025-47287 was a log flood from malformed multipart bodies).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import functools
+import gzip
+import hashlib
+import json
+import logging
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import aiohttp
+import brotli
+import pytest
+import zstandard
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from yarl import URL
+
+import aiohttp_helpers as ah
+
+from .conftest import Serve
+from .test_uploads_support import listing, open_files
+
+MiB = 1 << 20
+KiB = 1 << 10
+#: The longest a ``GET /ping`` may take while a hostile request is being handled.
+PROMPT = 1.0
+#: Limits an upload endpoint could run with; cases override some of them.
+LIMITS = ah.UploadLimits(
+    max_body_size=16 * MiB,
+    max_file_size=2 * MiB,
+    max_files=10,
+    max_field_size=64 * KiB,
+    max_fields=200,
+    max_parts=210,
+    max_part_headers=16,
+    max_header_size=4 * KiB,
+    max_preamble_size=4 * KiB,
+    max_depth=3,
+    max_decoded_size=8 * MiB,
+    spool_max_size=64 * KiB,
+    idle_timeout=0.4,
+    chunk_size=64 * KiB,
+)
+CT = "multipart/form-data; boundary=Bq"
+
+# -- building bodies -------------------------------------------------------------------
+
+
+def part(*headers: str | bytes, data: bytes = b"v", boundary: bytes = b"Bq") -> bytes:
+    """One part, delimiter first, header lines as given (str lines are UTF-8)."""
+    head = b"\r\n".join(h.encode() if isinstance(h, str) else h for h in headers)
+    return b"--" + boundary + b"\r\n" + head + b"\r\n\r\n" + data + b"\r\n"
+
+
+def close(boundary: bytes = b"Bq") -> bytes:
+    return b"--" + boundary + b"--\r\n"
+
+
+def text_field(name: str, value: bytes = b"v") -> bytes:
+    return part(f'Content-Disposition: form-data; name="{name}"', data=value)
+
+
+def file(filename: str, data: bytes = b"data", *headers: str, name: str = "f") -> bytes:
+    return part(
+        f'Content-Disposition: form-data; name="{name}"; filename="{filename}"', *headers, data=data
+    )
+
+
+def nested(depth: int) -> bytes:
+    """A file wrapped in ``depth`` levels of multipart/mixed."""
+    inner = part(
+        'Content-Disposition: attachment; filename="deep.txt"', data=b"deep", boundary=b"L0"
+    )
+    inner += close(b"L0")
+    for level in range(1, depth):
+        outer = f"L{level}".encode()
+        inner = part(
+            f"Content-Type: multipart/mixed; boundary=L{level - 1}", data=inner, boundary=outer
+        )
+        inner += close(outer)
+    return (
+        part(
+            'Content-Disposition: form-data; name="n"',
+            f"Content-Type: multipart/mixed; boundary=L{depth - 1}",
+            data=inner,
+        )
+        + close()
+    )
+
+
+@functools.cache
+def gzip_zeros(mib: int) -> bytes:
+    """``mib`` MiB of zeros in about a KiB per MiB: the same gzip member repeated."""
+    return gzip.compress(b"\0" * MiB, 9, mtime=0) * mib
+
+
+@functools.cache
+def bomb(coding: str) -> bytes:
+    zeros = b"\0" * (16 * MiB)
+    if coding == "gzip":
+        return gzip_zeros(16)
+    if coding == "deflate":
+        return zlib.compress(zeros, 1)
+    if coding == "br":
+        return bytes(brotli.compress(zeros, quality=5))
+    if coding == "zstd":
+        return bytes(zstandard.ZstdCompressor(level=3).compress(zeros))
+    if coding == "gzip, gzip":
+        return gzip.compress(gzip_zeros(256), 9, mtime=0)
+    raise AssertionError(coding)
+
+
+# -- the corpus ------------------------------------------------------------------------
+
+Route = Literal["read_form", "iter_parts"]
+BOTH: tuple[Route, ...] = ("read_form", "iter_parts")
+Check = Callable[[Any, Path], None]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One hostile request and the answer it must get."""
+
+    id: str
+    #: Where the input comes from: the advisory, or the class of bug.
+    source: str
+    body: Callable[[], bytes]
+    #: The status, by route when the two readers answer differently.
+    status: int | dict[Route, int]
+    #: How the problem document's ``type`` ends (None: not a problem document).
+    problem: str | None = None
+    check: Check | None = None
+    content_type: str = CT
+    routes: tuple[Route, ...] = BOTH
+    limits: dict[str, Any] = field(default_factory=dict)
+    #: How the client sends it: bytes per write and the pause between writes.
+    write_size: int = 256 * KiB
+    delay: float = 0.0
+    #: Content-Length to announce (None: the true length); "chunked" to stream it.
+    length: int | Literal["chunked"] | None = None
+    #: Send only this many body bytes, then go quiet with the connection open.
+    stall_after: int | None = None
+    #: Bytes sent after the body on the same connection, and how many answers to read.
+    then: bytes = b""
+    answers: int = 1
+    extra_headers: str = ""
+
+    def expected(self, route: Route) -> int:
+        return self.status if isinstance(self.status, int) else self.status[route]
+
+
+def _saved_inside(name: str) -> Check:
+    """The 200 of a traversal attempt: the safe name, and (read_form) saved inside ``dest``."""
+
+    def check(doc: Any, dest: Path) -> None:
+        [upload] = doc["files"]
+        assert upload["filename"] == name
+        if "saved" in upload:
+            path = Path(upload["saved"])
+            assert path.parent == dest
+            assert path.read_bytes() == b"data"
+            assert listing(dest) == [name]
+
+    return check
+
+
+def _fields(count: int) -> Check:
+    def check(doc: Any, dest: Path) -> None:
+        assert doc["fields"] == count
+
+    return check
+
+
+def _file_data(data: bytes) -> Check:
+    def check(doc: Any, dest: Path) -> None:
+        [upload] = doc["files"]
+        assert upload["size"] == len(data)
+        assert upload["sha256"] == hashlib.sha256(data).hexdigest()
+
+    return check
+
+
+LOOKALIKES = b"\r\n--Bqx\r\n--Bq-\n--Bq \tz" * (1 * MiB // 22)
+CR_THEN_DATA = b"\r" + b"a" * (3 * MiB // 2)
+
+CORPUS: list[Case] = [
+    # -- preamble and epilogue --
+    Case(
+        "huge-preamble",
+        "aiohttp's own multipart reader skipped the preamble without counting it against "
+        "client_max_size (this package's design notes): 1 MiB of junk before the first boundary",
+        lambda: b"x" * MiB + b"\r\n" + text_field("a") + close(),
+        413,
+        "preamble-too-large",
+    ),
+    Case(
+        "crlf-preamble",
+        "python-multipart CVE-2024-53981: CR and LF bytes before the first boundary were "
+        "skipped one at a time, each with a log line",
+        lambda: b"\r\n" * (MiB // 2) + text_field("a") + close(),
+        413,
+        "preamble-too-large",
+    ),
+    Case(
+        "crlf-epilogue",
+        "python-multipart CVE-2024-53981, the same after the final boundary",
+        lambda: text_field("a") + close() + b"\r\n" * (MiB // 2),
+        413,
+        "preamble-too-large",
+    ),
+    Case(
+        "no-boundary-at-all",
+        "a body that never contains its boundary: all of it is preamble",
+        lambda: b"\x00junk" * (MiB // 5),
+        413,
+        "preamble-too-large",
+    ),
+    # -- framing --
+    Case(
+        "missing-final-boundary",
+        "aiohttp CVE-2024-30251: a malformed multipart body sent the reader into an "
+        "endless loop; here the close delimiter never comes",
+        lambda: text_field("a") + file("x.bin", b"x" * 100_000),
+        400,
+        "malformed-multipart",
+    ),
+    Case(
+        "ends-inside-headers",
+        "aiohttp CVE-2024-30251, a body cut inside a part's headers",
+        lambda: text_field("a") + b'--Bq\r\nContent-Disposition: form-data; name="b"',
+        400,
+        "malformed-multipart",
+    ),
+    Case(
+        "ends-after-a-delimiter",
+        "aiohttp CVE-2024-30251, a body that ends right after a delimiter line",
+        lambda: text_field("a") + b"--Bq\r\n",
+        400,
+        "malformed-multipart",
+    ),
+    Case(
+        "boundary-lookalikes",
+        "Apache Commons FileUpload CVE-2016-3092 and Werkzeug CVE-2023-46136 (data that "
+        "makes the boundary search crawl): a file made of lines that start like the delimiter",
+        lambda: file("look.bin", LOOKALIKES) + close(),
+        200,
+        check=_file_data(LOOKALIKES),
+    ),
+    Case(
+        "cr-then-megabytes",
+        "Werkzeug CVE-2023-46136: file data that starts with CR, then megabytes with no line end",
+        lambda: file("cr.bin", CR_THEN_DATA) + close(),
+        200,
+        check=_file_data(CR_THEN_DATA),
+    ),
+    Case(
+        "lf-only-line-ends",
+        "parser differentials over bare LF line ends (RFC 2046 says CRLF; browsers, curl and "
+        "most parsers send or accept LF): tolerated, parsed like CRLF",
+        lambda: b'--Bq\nContent-Disposition: form-data; name="a"\n\nv\n--Bq--\n',
+        200,
+        check=_fields(1),
+    ),
+    Case(
+        "bare-cr-line-ends",
+        "bare CR line ends: no parser should take them as line ends",
+        lambda: b'--Bq\rContent-Disposition: form-data; name="a"\r\rv\r--Bq--\r',
+        400,
+        "malformed-multipart",
+    ),
+    # -- part headers --
+    Case(
+        "endless-part-headers",
+        "Go CVE-2023-24536 (mime/multipart spent CPU and memory on many headers) and "
+        "CVE-2023-24534 (net/textproto): header lines that never end in an empty line",
+        lambda: b"--Bq\r\n" + b"X-Header: value\r\n" * (MiB // 17),
+        413,
+        "headers-too-large",
+    ),
+    Case(
+        "many-short-header-lines",
+        "Go CVE-2023-24536: many tiny header lines, within the byte limit",
+        lambda: part('Content-Disposition: form-data; name="a"', *["A: 1"] * 500) + close(),
+        413,
+        "headers-too-large",
+    ),
+    Case(
+        "very-long-header-line",
+        "Go CVE-2023-24534: one header line of a MiB",
+        lambda: part('Content-Disposition: form-data; name="a"', "X: " + "y" * MiB) + close(),
+        413,
+        "headers-too-large",
+    ),
+    Case(
+        "parameter-flood",
+        "python-multipart CVE-2024-24762 (ReDoS in header options): hundreds of parameters "
+        "in one Content-Disposition",
+        lambda: part('Content-Disposition: form-data; name="a"' + "; p" * 1000) + close(),
+        400,
+        "malformed-multipart",
+    ),
+    Case(
+        "redos-quoted-backslashes",
+        "python-multipart CVE-2024-24762: an unterminated quoted parameter full of backslashes",
+        lambda: part('Content-Disposition: form-data; name="a' + "\\" * 3000) + close(),
+        400,
+        "malformed-multipart",
+    ),
+    Case(
+        "redos-request-content-type",
+        "python-multipart CVE-2024-24762, in the request's own Content-Type",
+        lambda: text_field("a") + close(),
+        400,
+        "malformed-multipart",
+        content_type='multipart/form-data; boundary=Bq; x="' + "\\" * 4000,
+    ),
+    Case(
+        "nul-in-part-header",
+        "busboy/dicer CVE-2022-24434 (a malformed part header crashed the process): NUL in a "
+        "header",
+        lambda: part(b'Content-Disposition: form-data; name="a\x00b"') + close(),
+        400,
+        "malformed-multipart",
+    ),
+    Case(
+        "header-without-colon",
+        "busboy/dicer CVE-2022-24434: a header line that is not a header",
+        lambda: part("Content-Disposition form-data") + close(),
+        400,
+        "malformed-multipart",
+    ),
+    # -- counts --
+    Case(
+        "100k-tiny-fields",
+        "Werkzeug CVE-2023-25577, Starlette CVE-2023-30798, Django CVE-2023-24580, Go "
+        "CVE-2023-24536, PHP CVE-2023-0662, Apache Commons FileUpload CVE-2023-24998 (no "
+        "limit on the number of parts): 100,000 one-byte fields",
+        lambda: b"".join(text_field(f"f{i}") for i in range(100_000)) + close(),
+        413,
+        "too-many-fields",
+    ),
+    Case(
+        "100k-tiny-files",
+        "Django CVE-2023-24580 and Go CVE-2022-41725 (ReadForm made temporary files without "
+        "limit): 100,000 one-byte files",
+        lambda: b"".join(file(f"{i}.txt", b"x", name=f"f{i}") for i in range(100_000)) + close(),
+        413,
+        "too-many-files",
+    ),
+    Case(
+        "100k-empty-parts",
+        "Werkzeug CVE-2023-25577: parts with no headers and no data",
+        lambda: b"--Bq\r\n\r\n\r\n" * 100_000 + close(),
+        {"read_form": 400, "iter_parts": 413},
+    ),
+    Case(
+        "100k-fields-allowed",
+        "the same 100,000 fields under limits that allow them: parsed in time linear in "
+        "their number, the server answering others meanwhile",
+        lambda: b"".join(text_field(f"f{i}") for i in range(100_000)) + close(),
+        200,
+        check=_fields(100_000),
+        limits={"max_parts": 100_000, "max_fields": 100_000},
+    ),
+    Case(
+        "unbounded-text-field",
+        "Starlette CVE-2024-47874: a part without a filename buffered in memory without limit",
+        lambda: text_field("a", b"x" * (4 * MiB)) + close(),
+        413,
+        "field-too-large",
+    ),
+    Case(
+        "decoded-total",
+        "many parts each under its limit, together over the decoded total",
+        lambda: (
+            b"".join(file(f"{i}.bin", b"z" * (MiB + 1), name=f"f{i}") for i in range(9)) + close()
+        ),
+        413,
+        "decoded-too-large",
+    ),
+    # -- nesting --
+    Case(
+        "deep-nesting",
+        "unbounded recursion in nested multipart (the class of stack-exhaustion bugs in "
+        "MIME parsers): 60 levels of multipart/mixed",
+        lambda: nested(60),
+        413,
+        "nesting-too-deep",
+    ),
+    Case(
+        "nested-reuses-outer-boundary",
+        "a nested body that reuses its parent's boundary (RFC 2046 forbids it): the outer "
+        "delimiter ends the part, the nested body is cut short",
+        lambda: (
+            part(
+                'Content-Disposition: form-data; name="n"',
+                "Content-Type: multipart/mixed; boundary=Bq",
+                data=part("Content-Disposition: attachment", data=b"inner"),
+            )
+            + close()
+        ),
+        400,
+        "malformed-multipart",
+    ),
+    # -- boundaries --
+    Case(
+        "boundary-71-chars",
+        "Apache Commons FileUpload CVE-2014-0050 (a boundary longer than the buffer looped "
+        "forever): one character over RFC 2046's 70",
+        lambda: b"--" + b"b" * 71 + b"--\r\n",
+        400,
+        "malformed-multipart",
+        content_type="multipart/form-data; boundary=" + "b" * 71,
+    ),
+    Case(
+        "boundary-4000-chars",
+        "Apache Commons FileUpload CVE-2014-0050 and CVE-2016-3092: a boundary of 4000 chars",
+        lambda: b"--" + b"b" * 4000 + b"--\r\n",
+        400,
+        "malformed-multipart",
+        content_type="multipart/form-data; boundary=" + "b" * 4000,
+    ),
+    Case(
+        "boundary-70-chars",
+        "RFC 2046's longest boundary, with a MiB of data that repeats most of it",
+        lambda: (
+            part(
+                'Content-Disposition: form-data; name="f"; filename="b.bin"',
+                data=(b"\r\n--" + b"b" * 69 + b"x") * (MiB // 74),
+                boundary=b"b" * 70,
+            )
+            + close(b"b" * 70)
+        ),
+        200,
+        check=_file_data((b"\r\n--" + b"b" * 69 + b"x") * (MiB // 74)),
+        content_type="multipart/form-data; boundary=" + "b" * 70,
+    ),
+    Case(
+        "boundary-quoted-with-spaces",
+        "parser differentials over quoted boundaries (RFC 2046 allows spaces inside)",
+        lambda: (
+            part('Content-Disposition: form-data; name="a"', boundary=b"a b c") + close(b"a b c")
+        ),
+        200,
+        check=_fields(1),
+        content_type='multipart/form-data; boundary="a b c"',
+    ),
+    Case(
+        "boundary-trailing-space",
+        "RFC 2046: a boundary may not end in a space; parsers disagree on whether it counts",
+        lambda: part('Content-Disposition: form-data; name="a"', boundary=b"ab ") + close(b"ab "),
+        400,
+        "malformed-multipart",
+        content_type='multipart/form-data; boundary="ab "',
+    ),
+    Case(
+        "boundary-given-twice",
+        "parser differentials (the class behind multipart WAF bypasses): two boundary "
+        "parameters, each parser picking a different one",
+        lambda: text_field("a") + close(),
+        400,
+        "malformed-multipart",
+        content_type="multipart/form-data; boundary=Bq; boundary=Other",
+    ),
+    Case(
+        "boundary-empty",
+        "an empty boundary: every line would match",
+        lambda: b"--\r\n\r\nv\r\n----\r\n",
+        400,
+        "malformed-multipart",
+        content_type='multipart/form-data; boundary=""',
+    ),
+    # -- encodings and bombs --
+    *[
+        Case(
+            f"{coding}-bomb",
+            "decompression bombs (the zip bomb class): 16 MiB of zeros, compressed to KiB, "
+            "in a file part",
+            functools.partial(
+                lambda c: file("bomb.bin", bomb(c), f"Content-Encoding: {c}") + close(), coding
+            ),
+            413,
+            "file-too-large",
+        )
+        for coding in ("gzip", "deflate", "br", "zstd")
+    ],
+    Case(
+        "nested-gzip-bomb",
+        "a bomb inside a bomb: 256 MiB of zeros, gzip of gzip, in 3 KiB",
+        lambda: file("bomb.bin", bomb("gzip, gzip"), "Content-Encoding: gzip, gzip") + close(),
+        413,
+        "file-too-large",
+    ),
+    Case(
+        "gzip-bomb-in-a-field",
+        "Starlette CVE-2024-47874 meets a zip bomb: a compressed text field",
+        lambda: (
+            part(
+                'Content-Disposition: form-data; name="a"',
+                "Content-Encoding: gzip",
+                data=bomb("gzip"),
+            )
+            + close()
+        ),
+        413,
+        "field-too-large",
+    ),
+    Case(
+        "base64-gzip-bomb",
+        "a base64 bomb: a compression bomb wrapped in base64, past checks on the encoded size",
+        lambda: (
+            file(
+                "bomb.bin",
+                base64.encodebytes(bomb("gzip")),
+                "Content-Transfer-Encoding: base64",
+                "Content-Encoding: gzip",
+            )
+            + close()
+        ),
+        413,
+        "file-too-large",
+    ),
+    Case(
+        "base64-whitespace-flood",
+        "base64 padded with a MiB of line breaks and spaces between the characters",
+        lambda: (
+            file(
+                "ws.bin",
+                b"aGVs" + b" \r\n\t" * (MiB // 4) + b"bG8=",
+                "Content-Transfer-Encoding: base64",
+            )
+            + close()
+        ),
+        200,
+        check=_file_data(b"hello"),
+    ),
+    Case(
+        "base64-garbage",
+        "base64 that is not base64",
+        lambda: file("b.bin", b"@@@@" * 1000, "Content-Transfer-Encoding: base64") + close(),
+        400,
+        "malformed-multipart",
+    ),
+    Case(
+        "stacked-codings",
+        "five Content-Encodings stacked on one part",
+        lambda: file("b.bin", b"x", "Content-Encoding: gzip, gzip, gzip, gzip, gzip") + close(),
+        415,
+        "unsupported-encoding",
+    ),
+    Case(
+        "charset-undefined",
+        "a text field in Python's 'undefined' codec, which fails on any input",
+        lambda: (
+            part(
+                'Content-Disposition: form-data; name="a"',
+                "Content-Type: text/plain; charset=undefined",
+                data=b"text",
+            )
+            + close()
+        ),
+        400,
+        "malformed-multipart",
+        routes=("read_form",),
+    ),
+    Case(
+        "charset-idna",
+        "a text field in the idna codec, with a label it cannot decode",
+        lambda: (
+            part(
+                'Content-Disposition: form-data; name="a"',
+                "Content-Type: text/plain; charset=idna",
+                data=b"xn--" + b"a" * 70,
+            )
+            + close()
+        ),
+        400,
+        "malformed-multipart",
+        routes=("read_form",),
+    ),
+    Case(
+        "charset-not-text",
+        "a 'charset' that is a bytes-to-bytes codec (rot13)",
+        lambda: (
+            part(
+                'Content-Disposition: form-data; name="a"',
+                "Content-Type: text/plain; charset=rot13",
+            )
+            + close()
+        ),
+        415,
+        "unsupported-encoding",
+        routes=("read_form",),
+    ),
+    Case(
+        "urlencoded-charset-idna",
+        "a urlencoded form in the idna codec with a percent-escape it cannot decode",
+        lambda: b"a=%FF%FE",
+        400,
+        "malformed-multipart",
+        content_type="application/x-www-form-urlencoded; charset=idna",
+        routes=("read_form",),
+    ),
+    # -- filenames --
+    Case(
+        "traversal-dotdot",
+        "Django CVE-2021-31542 (directory traversal through uploaded file names)",
+        lambda: file("../../etc/passwd") + close(),
+        200,
+        check=_saved_inside("passwd"),
+    ),
+    Case(
+        "traversal-backslashes",
+        "Django CVE-2021-31542, with Windows separators",
+        lambda: file("..\\..\\windows\\win.ini") + close(),
+        200,
+        check=_saved_inside("win.ini"),
+    ),
+    Case(
+        "traversal-percent-encoded",
+        "aiohttp's own reader decodes filename*=UTF-8''%2e%2e%2f... to ../ (design notes)",
+        lambda: (
+            part(
+                "Content-Disposition: form-data; name=\"f\"; filename*=UTF-8''%2e%2e%2f%2e%2e%2fetc"
+                "%2fpasswd",
+                data=b"data",
+            )
+            + close()
+        ),
+        200,
+        check=_saved_inside("passwd"),
+    ),
+    Case(
+        "traversal-four-dots",
+        "Django CVE-2021-28658: '....//' survives naive removal of '../'",
+        lambda: file("....//....//etc/passwd") + close(),
+        200,
+        check=_saved_inside("passwd"),
+    ),
+    Case(
+        "absolute-path",
+        "an absolute path as the filename",
+        lambda: file("/etc/cron.d/job") + close(),
+        200,
+        check=_saved_inside("job"),
+    ),
+    Case(
+        "nul-in-encoded-filename",
+        "PHP CVE-2006-7243 (NUL in a path cut it short at a C boundary): evil.php%00.jpg",
+        lambda: (
+            part(
+                "Content-Disposition: form-data; name=\"f\"; filename*=UTF-8''evil.php%00.jpg",
+                data=b"data",
+            )
+            + close()
+        ),
+        200,
+        check=_saved_inside("evil.php.jpg"),
+    ),
+    Case(
+        "nul-in-raw-filename",
+        "PHP CVE-2006-7243, the NUL sent as a raw byte in the header",
+        lambda: (
+            part(b'Content-Disposition: form-data; name="f"; filename="a.php\x00.jpg"') + close()
+        ),
+        400,
+        "malformed-multipart",
+    ),
+    Case(
+        "hidden-file",
+        "a dotfile that would configure the upload directory (.htaccess)",
+        lambda: file(".htaccess") + close(),
+        200,
+        check=_saved_inside("htaccess"),
+    ),
+    Case(
+        "windows-device-name",
+        "a Windows device name (CON) that would not be a file at all",
+        lambda: file("CON") + close(),
+        200,
+        check=_saved_inside("_CON"),
+    ),
+    Case(
+        "right-to-left-override",
+        "a right-to-left override that shows 'gpj.exe' as 'exe.jpg'",
+        lambda: file("photo\u202egpj.exe") + close(),
+        200,
+        check=_saved_inside("photogpj.exe"),
+    ),
+    # -- the wire --
+    Case(
+        "content-length-short",
+        "a Content-Length that is shorter than the body (the request smuggling class): the "
+        "body ends where it says, and the bytes after it are read as the next request",
+        lambda: text_field("a") + close(),
+        400,
+        "malformed-multipart",
+        length=30,
+        then=b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n",
+        answers=2,
+    ),
+    Case(
+        "content-length-long",
+        "a Content-Length longer than the body: the rest never comes (slow-POST class)",
+        lambda: text_field("a") + file("big.bin", b"x" * (200 * KiB)) + close(),
+        408,
+        "upload-idle-timeout",
+        length=4 * MiB,
+    ),
+    Case(
+        "content-length-over-limit",
+        "a Content-Length over max_body_size, refused before a byte is read",
+        lambda: text_field("a") + close(),
+        413,
+        "body-too-large",
+        length=1 << 40,
+        stall_after=0,
+    ),
+    Case(
+        "content-length-and-chunked",
+        "RFC 9112 section 6.1, the CL.TE request smuggling class: both framings at once",
+        lambda: b"5\r\nhello\r\n0\r\n\r\n",
+        400,
+        extra_headers="Transfer-Encoding: chunked\r\n",
+        length=11,
+    ),
+    Case(
+        "chunked-over-limit",
+        "a chunked body (no Content-Length to refuse early) over max_body_size",
+        lambda: file("big.bin", b"x" * (3 * MiB)) + close(),
+        413,
+        "body-too-large",
+        length="chunked",
+        limits={"max_body_size": MiB},
+    ),
+    Case(
+        "slow-drip",
+        "Slowloris and R-U-Dead-Yet (slow POST): a body dripped a few bytes at a time, never "
+        "quiet for the idle timeout, parsed exactly",
+        lambda: text_field("a", b"dripped") + file("d.bin", b"0123456789" * 4) + close(),
+        200,
+        check=_file_data(b"0123456789" * 4),
+        write_size=7,
+        delay=0.01,
+    ),
+    Case(
+        "slow-drip-then-stall",
+        "slow POST that stops: 408 after the idle timeout, the spooled file removed",
+        lambda: text_field("a") + file("d.bin", b"x" * (300 * KiB)) + close(),
+        408,
+        "upload-idle-timeout",
+        write_size=64 * KiB,
+        delay=0.05,
+        stall_after=200 * KiB,
+        limits={"spool_max_size": 0},
+    ),
+]
+
+
+# -- the client ------------------------------------------------------------------------
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+async def _read_answer(reader: asyncio.StreamReader) -> Answer:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines:
+        if line:
+            key, _, value = line.partition(":")
+            headers[key.strip().lower()] = value.strip()
+    body = await reader.readexactly(int(headers.get("content-length", "0")))
+    return Answer(int(status_line.split()[1]), headers, body)
+
+
+async def _send(writer: asyncio.StreamWriter, case: Case, path: str, body: bytes) -> None:
+    length = case.length
+    framing = (
+        "Transfer-Encoding: chunked\r\n"
+        if length == "chunked"
+        else f"Content-Length: {len(body) if length is None else length}\r\n"
+    )
+    writer.write(
+        (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {case.content_type}\r\n"
+            f"{framing}{case.extra_headers}\r\n"
+        ).encode("latin-1")
+    )
+    sent = body if case.stall_after is None else body[: case.stall_after]
+    if isinstance(length, int) and length < len(sent):
+        # What follows the announced length is, for the server, the next request.
+        sent = sent[:length]
+    try:
+        for i in range(0, len(sent), case.write_size):
+            piece = sent[i : i + case.write_size]
+            if length == "chunked":
+                piece = b"%x\r\n%s\r\n" % (len(piece), piece)
+            writer.write(piece)
+            await writer.drain()
+            if case.delay:
+                await asyncio.sleep(case.delay)
+        if case.stall_after is None:
+            if length == "chunked":
+                writer.write(b"0\r\n\r\n")
+            writer.write(case.then)
+            await writer.drain()
+    except ConnectionError:
+        pass  # the server answered early and stopped reading: the answer tells the rest
+
+
+async def exchange(url: URL, case: Case, path: str, body: bytes) -> list[Answer]:
+    """Send ``body`` as ``case`` says over a fresh connection; the answers to it."""
+    assert url.host is not None
+    assert url.port is not None
+    reader, writer = await asyncio.open_connection(url.host, url.port)
+    sending = asyncio.create_task(_send(writer, case, path, body))
+    try:
+        async with asyncio.timeout(15):
+            return [await _read_answer(reader) for _ in range(case.answers)]
+    finally:
+        sending.cancel()
+        await asyncio.wait([sending])
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+
+async def _ping_until(url: URL, stop: asyncio.Event) -> list[float]:
+    """Time ``GET /ping`` on a connection of its own until ``stop``, then once more."""
+    loop = asyncio.get_running_loop()
+    times = []
+    async with aiohttp.ClientSession() as session:
+        while True:
+            done = stop.is_set()
+            started = loop.time()
+            async with session.get(url / "ping") as resp:
+                assert resp.status == 200
+                assert await resp.text() == "pong"
+            times.append(loop.time() - started)
+            if done:
+                return times
+            await asyncio.sleep(0.02)
+
+
+# -- the server ------------------------------------------------------------------------
+
+
+async def _walk(parts: ah.PartIterator, seen: dict[str, Any]) -> None:
+    async for p in parts:
+        if p.is_multipart:
+            await _walk(p.iter_parts(), seen)
+        elif not p.is_file:
+            seen["fields"] += 1
+            await p.release()
+        else:
+            digest = hashlib.sha256()
+            size = 0
+            async for chunk in p:
+                digest.update(chunk)
+                size += len(chunk)
+            seen["files"].append(
+                {"filename": p.filename, "size": size, "sha256": digest.hexdigest()}
+            )
+
+
+def corpus_app(limits: ah.UploadLimits, dest: Path) -> web.Application:
+    async def read_form(request: web.Request) -> web.Response:
+        async with await ah.read_form(request) as form:
+            files = []
+            for upload in form.files.values():
+                saved = await upload.save(dest)
+                files.append(
+                    {
+                        "filename": upload.filename,
+                        "size": upload.size,
+                        "sha256": upload.sha256,
+                        "saved": str(saved),
+                    }
+                )
+            return web.json_response({"fields": len(form.fields), "files": files})
+
+    async def iter_parts(request: web.Request) -> web.Response:
+        seen: dict[str, Any] = {"fields": 0, "files": []}
+        await _walk(ah.iter_parts(request), seen)
+        return web.json_response(seen)
+
+    async def ping(request: web.Request) -> web.Response:
+        return web.Response(text="pong")
+
+    app = web.Application()
+    ah.setup(app, limits=limits)
+    app.router.add_post("/read_form", read_form)
+    app.router.add_post("/iter_parts", iter_parts)
+    app.router.add_get("/ping", ping)
+    return app
+
+
+async def _until(check: Callable[[], bool], within: float = 3.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not check():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize(
+    ("case", "route"),
+    [pytest.param(c, r, id=f"{c.id}-{r}") for c in CORPUS for r in c.routes],
+)
+async def test_corpus(
+    case: Case, route: Route, serve: Serve, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    spool = tmp_path / "spool"
+    dest = tmp_path / "dest"
+    spool.mkdir()
+    dest.mkdir()
+    url = await serve(corpus_app(LIMITS.replace(tmp_dir=spool, **case.limits), dest))
+    body = case.body()
+
+    stop = asyncio.Event()
+    pinging = asyncio.create_task(_ping_until(url, stop))
+    try:
+        answers = await exchange(url, case, f"/{route}", body)
+    finally:
+        stop.set()
+        pings = await pinging
+
+    answer = answers[0]
+    assert answer.status == case.expected(route), answer.body[:300]
+    assert answer.status != 500
+    doc = json.loads(answer.body) if answer.body.startswith(b"{") else None
+    if answer.status == 200:
+        assert case.check is not None
+        case.check(doc, dest)
+    elif case.problem is not None:
+        assert doc is not None, answer.body[:300]
+        assert doc["status"] == answer.status
+        assert doc["type"].endswith(case.problem), doc
+    for extra in answers[1:]:
+        assert extra.status == 200
+        assert extra.body == b"pong"
+    # The server kept answering others, and nothing of the request is left behind.
+    assert max(pings) < PROMPT, f"GET /ping took {max(pings):.2f} s"
+    await _until(lambda: listing(spool) == [])
+    assert open_files(spool) == []
+    loud = [
+        r
+        for r in caplog.records
+        if r.levelno >= logging.WARNING
+        # aiohttp's HTTP parser refusing a request before any handler runs logs it itself.
+        and not (r.exc_info and isinstance(r.exc_info[1], HttpProcessingError))
+    ]
+    assert not loud, [r.getMessage() for r in loud]
+
+
+def test_every_case_is_documented() -> None:
+    ids = [c.id for c in CORPUS]
+    assert len(ids) == len(set(ids))
+    for case in CORPUS:
+        assert len(case.source) > 20, case.id
+        for route in case.routes:
+            status = case.expected(route)
+            assert status in (200, 400, 408, 413, 415), case.id
+            assert (status == 200) == (case.check is not None) or isinstance(case.status, dict)
