@@ -37,7 +37,8 @@ demo: install
 	$(PY) examples/demo.py --host $(HOST) --port $(PORT)
 
 bench: install sysdeps
-	@set -e; for b in bench/*.py; do echo "== $$b"; $(PY) $$b; done
+	@set -e; for b in $(filter-out bench/__init__.py bench/soak.py,$(wildcard bench/*.py)); do \
+		echo "== $$b"; $(PY) $$b; done
 
 soak: install
 	$(PY) bench/soak.py
