@@ -146,6 +146,22 @@ class MultipartParser:
             return match.start()
         return max(start, len(buf) - self._dlen - _MAX_PADDING - 2)
 
+    def _next_boundary(self, buf: bytes, start: int) -> tuple[int, int]:
+        """The next delimiter from ``start`` that is, or may yet be, a boundary line.
+
+        Returns ``(index, after)`` as :meth:`_after_boundary` gives ``after`` (never
+        ``_NOT_BOUNDARY``), or ``(-1, _NOT_BOUNDARY)`` when the buffer holds none.
+        """
+        delim, dlen = self._delim, self._dlen
+        while True:
+            idx = buf.find(delim, start)
+            if idx < 0:
+                return -1, _NOT_BOUNDARY
+            after = self._after_boundary(buf, idx + dlen)
+            if after != _NOT_BOUNDARY:
+                return idx, after
+            start = self._skip_lookalikes(buf, idx + 1)
+
     def _count_outside(self, n: int) -> None:
         self._outside += n
         if self._outside > self._limits.max_preamble_size:
@@ -153,23 +169,14 @@ class MultipartParser:
 
     def _skip_preamble(self) -> bool:
         """Drop bytes up to the first boundary line; True once it is found."""
-        buf, pos, delim = self._buf, self._pos, self._delim
-        start = pos
-        while True:
-            idx = buf.find(delim, start)
-            if idx < 0:
-                break
-            after = self._after_boundary(buf, idx + self._dlen)
-            if after == _NOT_BOUNDARY:
-                start = self._skip_lookalikes(buf, idx + 1)
-                continue
-            if after == _WAIT:
-                # Keep the candidate and the CR that may precede it.
-                end = idx - 1 if idx > pos and buf[idx - 1] == 13 else idx
-                self._consume_preamble(end)
-                return False
+        buf, pos = self._buf, self._pos
+        idx, after = self._next_boundary(buf, pos)
+        if idx >= 0:
+            # Up to the boundary, short of the CR that may precede it.
             end = idx - 1 if idx > pos and buf[idx - 1] == 13 else idx
             self._consume_preamble(end)
+            if after == _WAIT:
+                return False
             self._virtual = False
             if after & _FINAL_BIT:
                 self._pos = after & ~_FINAL_BIT
@@ -294,16 +301,9 @@ class MultipartParser:
             self._part_done = False
             return b""
         assert self._state == _BODY, "read() outside a part's body"
-        buf, pos, delim = self._buf, self._pos, self._delim
-        start = pos
-        while True:
-            idx = buf.find(delim, start)
-            if idx < 0:
-                break
-            after = self._after_boundary(buf, idx + self._dlen)
-            if after == _NOT_BOUNDARY:
-                start = self._skip_lookalikes(buf, idx + 1)
-                continue
+        buf, pos = self._buf, self._pos
+        idx, after = self._next_boundary(buf, pos)
+        if idx >= 0:
             end = idx - 1 if idx > pos and buf[idx - 1] == 13 else idx
             if after == _WAIT:
                 if end > pos:
