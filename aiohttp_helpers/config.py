@@ -29,6 +29,16 @@ def _positive(name: str, value: int | float | None, *, optional: bool = False) -
         raise ValueError(f"{name} must be positive, got {value!r}")
 
 
+def _check_tmp_dir(path: str | os.PathLike[str]) -> None:
+    """Fail at start-up, not on the first spooled file, when ``tmp_dir`` cannot be used."""
+    if not os.path.exists(path):
+        raise ValueError(f"tmp_dir {path!r} does not exist")
+    if not os.path.isdir(path):
+        raise ValueError(f"tmp_dir {path!r} is not a directory")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ValueError(f"tmp_dir {path!r} is not writable by this process")
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class UploadLimits:
     """Limits enforced while a multipart body streams in.
@@ -41,7 +51,8 @@ class UploadLimits:
     pattern such as ``"image/*"`` matches a whole top-level type. ``sniff_types``
     names the fields (``"*"``: every file field) whose leading bytes must also look like
     one of their allowed types. ``spool_max_size`` bytes of a file stay in memory, the
-    rest goes to a temporary file in ``tmp_dir``; ``chunk_size`` bounds the chunks a
+    rest goes to a temporary file in ``tmp_dir`` (checked here: it must exist and be
+    writable); ``chunk_size`` bounds the chunks a
     part yields.
     ``idle_timeout`` is the number of seconds with no body bytes arriving before
     the request is answered with 408.
@@ -114,6 +125,7 @@ class UploadLimits:
             )
         if self.tmp_dir is not None:
             object.__setattr__(self, "tmp_dir", os.fspath(self.tmp_dir))
+            _check_tmp_dir(self.tmp_dir)
 
     @property
     def decoded_limit(self) -> int:

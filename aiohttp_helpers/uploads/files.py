@@ -8,6 +8,7 @@ import errno
 import functools
 import hashlib
 import io
+import logging
 import os
 import tempfile
 import weakref
@@ -28,6 +29,9 @@ _TEMP_PREFIX = "aiohttp-helpers-"
 # The filesystem is full, the quota used up, or the file may grow no larger (the
 # filesystem's own size limit, or the process's RLIMIT_FSIZE): no room for the upload.
 _NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+# The spool directory is gone, not a directory, or not writable.
+_UNUSABLE = (errno.ENOENT, errno.ENOTDIR, errno.EACCES, errno.EPERM, errno.EROFS)
+log = logging.getLogger("aiohttp_helpers")
 
 
 @functools.cache
@@ -160,6 +164,12 @@ class Spool:
         except OSError as exc:
             if exc.errno in _NO_ROOM:
                 raise _no_room(exc) from None
+            if self._prefix == _TEMP_PREFIX and exc.errno in _UNUSABLE:
+                # The spool directory went away (or became read-only) after start-up:
+                # the server cannot store the upload, which is not the client's fault
+                # but not a crash either. The path goes to the log, not to the client.
+                log.error("cannot create a temporary file in %r: %s", self._dir, exc)
+                raise InsufficientStorage("the server cannot store the upload now") from None
             raise
 
     async def _wait_job(self) -> None:
