@@ -279,7 +279,9 @@ class UploadedFile:
         self.name = name
         #: The client's filename made safe by :func:`safe_filename`.
         self.filename = filename
-        #: The filename exactly as the client sent it (decoded, not sanitised).
+        #: The filename as the client sent it, not sanitised: only the escapes browsers
+        #: write (``%22``, ``%0D``, ``%0A``) are undone, or ``filename*`` is decoded when
+        #: no plain ``filename`` was sent.
         self.raw_filename = raw_filename
         self.content_type = content_type
         self.headers = headers

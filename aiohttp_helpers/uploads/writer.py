@@ -152,13 +152,14 @@ class MultipartResponse(web.StreamResponse):
         """
         if self.prepared:
             return await super().prepare(request)
-        for part, _, _ in self._writer:
-            _check_part(part, self._delimiter)
         if len(self._writer) and not self.chunked and self.content_length is None:
             size = self._writer.size
             if size is not None:
                 self.content_length = size
         try:
+            # Every part is checked before the first byte (the status line) goes out.
+            for part, _, _ in self._writer:
+                _check_part(part, self._delimiter)
             writer = await super().prepare(request)
             self._out = writer
             if writer is not None and len(self._writer):
