@@ -24,14 +24,14 @@ BIG = os.urandom(200_000)  # spooled to disk with the limits below
 
 
 def _app(
-    tmp_path: Path, save: Callable[[Any, Path], Any], kind: str, **save_options: Any
+    tmp_path: Path, save: Callable[[Any, str], Any], kind: str, **save_options: Any
 ) -> web.Application:
     """``POST /`` saves every file of the form (or every part) with ``save_options``."""
     dest = tmp_path / "dest"
 
     async def handler(request: web.Request) -> web.Response:
         outcomes: list[Any] = []
-        target = Path(request.query.get("to", str(dest)))
+        target = request.query.get("to", str(dest))  # as given: a trailing slash counts
 
         async def one(upload: Any) -> None:
             try:
@@ -63,7 +63,7 @@ KINDS = [pytest.param("form", id="uploaded-file"), pytest.param("parts", id="bod
 SIZES = [pytest.param(SMALL, id="in-memory"), pytest.param(BIG, id="spooled")]
 
 
-async def _post(client: Any, *files: tuple[str, bytes], to: Path | None = None) -> Any:
+async def _post(client: Any, *files: tuple[str, bytes], to: Path | str | None = None) -> Any:
     body = multipart_body(
         *(FormPart(name=f"f{i}", data=data, filename=name) for i, (name, data) in enumerate(files))
     )
@@ -180,6 +180,11 @@ async def test_a_missing_directory_is_an_error(
     got = await _post(client, ("a.bin", BIG), ("b.bin", SMALL), to=missing)
     assert got == [["FileNotFoundError", errno.ENOENT, str(tmp_path / "srv")]] * 2
     assert not (tmp_path / "srv").exists()
+    # A trailing slash says "a directory": never a file of that name.
+    (tmp_path / "srv").mkdir()
+    got = await _post(client, ("a.bin", SMALL), to=f"{missing}/")
+    assert got == [["FileNotFoundError", errno.ENOENT, str(missing)]]
+    assert listing(tmp_path / "srv") == []
     (tmp_path / "file").write_bytes(b"x")
     got = await _post(client, ("a.bin", SMALL), to=tmp_path / "file" / "a.bin")
     assert got == [["NotADirectoryError", errno.ENOTDIR, str(tmp_path / "file")]]
@@ -193,7 +198,7 @@ async def test_overwrite_and_unique_together_are_refused(
     (tmp_path / "dest").mkdir()
     errors: list[str] = []
 
-    async def save(upload: Any, path: Path) -> Path:
+    async def save(upload: Any, path: str) -> Path:
         with pytest.raises(ValueError, match="contradict each other") as info:
             await upload.save(path, overwrite=True, unique=True)
         errors.append(str(info.value))

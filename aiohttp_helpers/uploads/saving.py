@@ -29,6 +29,7 @@ __all__ = ["numbered", "publish", "save_stream", "target", "write_beside"]
 MAX_UNIQUE = 1000
 # Filesystems without hard links (FAT, exFAT, some network mounts) say so with these.
 _NO_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS})
+_NO_DIRECTORY = "the directory to save into does not exist"
 _EXTENSION = re.compile(r"\.[0-9A-Za-z]{1,5}")
 
 
@@ -41,19 +42,23 @@ def target(path: str | os.PathLike[str], filename: str) -> Path:
     """Where ``save(path)`` puts a file named ``filename`` (run in a worker thread).
 
     Raises:
-        FileNotFoundError: ``path`` is not a directory and its parent does not exist.
+        FileNotFoundError: ``path`` is not a directory and its parent does not exist, or
+            ``path`` ends with a slash and is not a directory.
         NotADirectoryError: ``path``'s parent is not a directory.
     """
     dest = Path(path)
     if dest.is_dir():
         return dest / filename
+    if os.fspath(path).endswith(("/", os.sep)):
+        # "uploads/" names a directory, which is not there: never a file called uploads.
+        raise FileNotFoundError(
+            errno.ENOENT, "the directory to save into does not exist", str(dest)
+        )
     parent = dest.parent
     if not parent.is_dir():
         if parent.exists():
             raise NotADirectoryError(errno.ENOTDIR, "cannot save into a non-directory", str(parent))
-        raise FileNotFoundError(
-            errno.ENOENT, "the directory to save into does not exist", str(parent)
-        )
+        raise FileNotFoundError(errno.ENOENT, _NO_DIRECTORY, str(parent))
     return dest
 
 
