@@ -32,7 +32,9 @@ Every error is also a :class:`aiohttp.web.HTTPException`: on an app without ``se
 (so without the middleware), one that escapes a handler is answered by aiohttp itself,
 with the same status and the same problem document, never a 500. The document is made
 when the answer is sent, from the request (``instance``, and text when the client prefers
-it), so building an error costs no JSON.
+it), so building an error costs no JSON. A subclass keeps its data in attributes that
+``web.Response`` does not have: ``status``, ``reason``, ``text``, ``body``, ``headers``,
+``charset``, ``content_type`` (see ``_SentContentType``) and the like are the answer's.
 """
 
 from __future__ import annotations

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pytest_aiohttp import AiohttpClient
 
 from aiohttp_helpers.testing import FormPart, multipart_body
+from aiohttp_helpers.uploads.headers import parse_head
 
 from .test_uploads_support import form_app, parts_app
 
@@ -90,3 +95,46 @@ async def test_forms_see_one_meaning(aiohttp_client: AiohttpClient, key: str) ->
     else:
         [upload] = doc["files"]
         assert (upload["name"], upload["raw_filename"], upload["filename"]) == (name, raw, safe)
+
+
+# Characters a browser puts in a quoted parameter as they are: no controls (CR and LF are
+# escaped, the rest cannot be typed in a file name), no backslash pairs (quoted-string
+# escapes), nothing that spells one of the three escapes.
+_PLAIN = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cc", "Cs"), exclude_characters="\\"),
+    max_size=40,
+).filter(lambda s: not any(e in s.lower() for e in ("%22", "%0d", "%0a")))
+
+
+def _browser(value: str) -> str:
+    return value.replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
+
+
+@settings(max_examples=300, database=None, deadline=None)
+@given(
+    name=_PLAIN,
+    filename=_PLAIN | st.just("..%2f..%2fescape.txt"),
+    evil=st.text(max_size=20),
+    order=st.permutations(range(4)),
+)
+def test_plain_parameters_always_win(name: str, filename: str, evil: str, order: list[int]) -> None:
+    """Whatever ``name*`` and ``filename*`` say, and wherever they come, the plain ones win."""
+    params = [
+        f'name="{_browser(name)}"',
+        f"name*=utf-8''{quote(evil, safe='')}",
+        f'filename="{_browser(filename)}"',
+        f"filename*=utf-8''{quote(evil, safe='')}",
+    ]
+    value = "form-data; " + "; ".join(params[i] for i in order)
+    head = parse_head(f"Content-Disposition: {value}".encode(), 32)
+    assert (head.name, head.filename) == (name, filename)
+
+
+@settings(max_examples=300, database=None, deadline=None)
+@given(name=_PLAIN, value=st.text(min_size=1, max_size=20))
+def test_extended_filename_only_without_a_plain_one(name: str, value: str) -> None:
+    header = f"Content-Disposition: form-data; name=\"{_browser(name)}\"; filename*=utf-8''"
+    head = parse_head((header + quote(value, safe="")).encode(), 32)
+    assert (head.name, head.filename) == (name, value)
+    head = parse_head(f"Content-Disposition: form-data; name*=utf-8''{quote(value)}".encode(), 32)
+    assert head.name is None
