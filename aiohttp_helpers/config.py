@@ -51,8 +51,7 @@ class UploadLimits:
     pattern such as ``"image/*"`` matches a whole top-level type. ``sniff_types``
     names the fields (``"*"``: every file field) whose leading bytes must also look like
     one of their allowed types. ``spool_max_size`` bytes of a file stay in memory, the
-    rest goes to a temporary file in ``tmp_dir`` (checked here: it must exist and be
-    writable); ``chunk_size`` bounds the chunks a
+    rest goes to a temporary file in ``tmp_dir``; ``chunk_size`` bounds the chunks a
     part yields.
     ``idle_timeout`` is the number of seconds with no body bytes arriving before
     the request is answered with 408.
