@@ -285,3 +285,18 @@ async def test_across_filesystems(aiohttp_client: AiohttpClient, tmp_path: Path)
         assert (dest / "taken.bin").read_bytes() == b"keep me"
         assert sorted(listing(dest)) == ["taken (1).bin", "taken.bin"]
         assert os.listdir(other) == []
+
+
+async def test_unique_names_stay_within_255_bytes(
+    aiohttp_client: AiohttpClient, tmp_path: Path
+) -> None:
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    long = "é" * 125 + ".pdf"  # 254 bytes
+    (dest / long).write_bytes(b"old")
+    client = await aiohttp_client(_app(tmp_path, lambda u, p: u.save(p, unique=True), "form"))
+    [got] = await _post(client, (long, SMALL))
+    name = Path(got).name
+    assert name.endswith(" (1).pdf")
+    assert len(name.encode()) <= 255
+    assert (dest / name).read_bytes() == SMALL
