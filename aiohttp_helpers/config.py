@@ -29,6 +29,16 @@ def _positive(name: str, value: int | float | None, *, optional: bool = False) -
         raise ValueError(f"{name} must be positive, got {value!r}")
 
 
+def _check_tmp_dir(path: str | os.PathLike[str]) -> None:
+    """Fail at start-up, not on the first spooled file, when ``tmp_dir`` cannot be used."""
+    if not os.path.exists(path):
+        raise ValueError(f"tmp_dir {path!r} does not exist")
+    if not os.path.isdir(path):
+        raise ValueError(f"tmp_dir {path!r} is not a directory")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ValueError(f"tmp_dir {path!r} is not writable by this process")
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class UploadLimits:
     """Limits enforced while a multipart body streams in.
@@ -114,6 +124,7 @@ class UploadLimits:
             )
         if self.tmp_dir is not None:
             object.__setattr__(self, "tmp_dir", os.fspath(self.tmp_dir))
+            _check_tmp_dir(self.tmp_dir)
 
     @property
     def decoded_limit(self) -> int:

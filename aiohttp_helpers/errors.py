@@ -27,11 +27,24 @@
 Every error keeps what it is about as attributes (``field``, ``limit``) and renders itself
 as an RFC 9457 problem document through :meth:`HelpersError.problem`. The package's one
 middleware turns any of them into an HTTP response.
+
+Every error is also a :class:`aiohttp.web.HTTPException`: on an app without ``setup()``
+(so without the middleware), one that escapes a handler is answered by aiohttp itself,
+with the same status and the same problem document, never a 500. The document is made
+when the answer is sent, from the request (``instance``, and text when the client prefers
+it), so building an error costs no JSON. A subclass keeps its data in attributes that
+``web.Response`` does not have: ``status``, ``reason``, ``text``, ``body``, ``headers``,
+``charset``, ``content_type`` (see ``_SentContentType``) and the like are the answer's.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from aiohttp.abc import AbstractStreamWriter
 
 __all__ = [
     "BadRequest",
@@ -69,21 +82,45 @@ def _slug(name: str) -> str:
     return "".join(out)
 
 
-class HelpersError(Exception):
+class HelpersError(web.HTTPException):
     """Base class of every error this package raises for bad input.
 
     ``detail`` is a sentence meant for the client: it names the field and the limit
     involved and never contains a path, a traceback or the text of another exception.
+    ``str(error)`` is the detail. As a :class:`web.HTTPException` it is also the answer
+    aiohttp sends when no middleware handles it (see the module docstring).
     """
 
+    # The answer's status, read from the class; aiohttp reads ``status_code`` too.
     status: ClassVar[int] = 500
     title: ClassVar[str] = "Internal Server Error"
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.status_code = cls.status
+
     def __init__(self, detail: str, *, field: str | None = None, limit: int | None = None) -> None:
-        super().__init__(detail)
+        # Not HTTPException.__init__: its body would be text made before the subclass
+        # has set its own attributes. The body is made in prepare(), from the request.
+        web.Response.__init__(self, status=type(self).status)
+        Exception.__init__(self, detail)
         self.detail = detail
         self.field = field
         self.limit = limit
+
+    def __str__(self) -> str:
+        return self.detail
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.detail!r})"
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        """Fill in the answer (as the middleware would) and start sending it."""
+        if not self.prepared:
+            from .middleware import fill_error_response
+
+            fill_error_response(self, request, self)
+        return await super().prepare(request)
 
     @classmethod
     def problem_type(cls) -> str:
@@ -237,6 +274,20 @@ class DecodedTooLarge(PayloadTooLarge):
         )
 
 
+class _SentContentType:
+    """``content_type``: the type the client sent, not the Content-Type of the answer."""
+
+    _sent_type: str
+
+    @property
+    def content_type(self) -> str:
+        return self._sent_type
+
+    @content_type.setter
+    def content_type(self, value: str) -> None:
+        self._sent_type = value
+
+
 class UnsupportedMediaType(HelpersError):
     """The body, or a part of it, is of a type or encoding that is not accepted."""
 
@@ -244,7 +295,7 @@ class UnsupportedMediaType(HelpersError):
     title = "Unsupported Media Type"
 
 
-class NotMultipart(UnsupportedMediaType):
+class NotMultipart(_SentContentType, UnsupportedMediaType):
     """A multipart body was required and something else came."""
 
     title = "Multipart body required"
@@ -268,7 +319,7 @@ class UnsupportedEncoding(UnsupportedMediaType):
         self.encoding = encoding
 
 
-class TypeNotAllowed(UnsupportedMediaType):
+class TypeNotAllowed(_SentContentType, UnsupportedMediaType):
     """A part's content type is not in ``allowed_types`` for its field."""
 
     title = "Content type not allowed"
@@ -293,3 +344,6 @@ class InsufficientStorage(HelpersError):
 
     status = 507
     title = "Insufficient Storage"
+
+
+HelpersError.status_code = HelpersError.status

@@ -18,7 +18,7 @@ from .scope import RequestScope
 if TYPE_CHECKING:
     from .signals import RequestSignals
 
-__all__ = ["error_response", "make_middleware", "prefers_text"]
+__all__ = ["error_response", "fill_error_response", "make_middleware", "prefers_text"]
 
 log = logging.getLogger("aiohttp_helpers")
 
@@ -71,27 +71,30 @@ def prefers_text(request: web.BaseRequest) -> bool:
     return text > problem
 
 
-def error_response(request: web.BaseRequest, exc: HelpersError) -> web.Response:
-    """``exc`` as an HTTP answer: RFC 9457 JSON, or plain text when the client prefers it."""
-    headers = {"Cache-Control": "no-store"}
+def fill_error_response(
+    response: web.Response, request: web.BaseRequest, exc: HelpersError
+) -> None:
+    """Make ``response`` the answer to ``exc``: RFC 9457 JSON, or text when preferred."""
+    headers = response.headers
+    headers["Cache-Control"] = "no-store"
     if exc.status in (408, 413):
         # The rest of the body was not read: the connection cannot be reused.
         headers["Connection"] = "close"
     if prefers_text(request):
-        return web.Response(
-            status=exc.status,
-            text=f"{exc.status} {exc.title}: {exc.detail}\n",
-            content_type="text/plain",
-            headers=headers,
-        )
+        headers["Content-Type"] = "text/plain; charset=utf-8"
+        response.body = f"{exc.status} {exc.title}: {exc.detail}\n".encode()
+        return
     doc = exc.problem()
     doc["instance"] = request.path
-    return web.Response(
-        status=exc.status,
-        body=json.dumps(doc, ensure_ascii=False).encode(),
-        content_type=PROBLEM_JSON,
-        headers=headers,
-    )
+    headers["Content-Type"] = PROBLEM_JSON
+    response.body = json.dumps(doc, ensure_ascii=False).encode()
+
+
+def error_response(request: web.BaseRequest, exc: HelpersError) -> web.Response:
+    """``exc`` as an HTTP answer: RFC 9457 JSON, or plain text when the client prefers it."""
+    response = web.Response(status=exc.status)
+    fill_error_response(response, request, exc)
+    return response
 
 
 def _client_gone(request: web.BaseRequest) -> bool:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from .config import UploadLimits, WebSocketSettings
+from .expect import install_expect_handlers
 from .health import add_health_routes
 from .keys import HELPERS_KEY, UPLOAD_LIMITS_KEY, WS_SETTINGS_KEY
 from .lifecycle import AppState, Lifecycle
@@ -137,6 +138,13 @@ def setup(
 
     app.on_startup.append(_start_broadcast)
     app.on_cleanup.append(_stop_broadcast)
+
+    # Expect: 100-continue on upload routes is answered before any middleware runs
+    # (aiohttp calls the route's expect handler first): see expect.py.
+    async def _expect_handlers(app: web.Application) -> None:
+        install_expect_handlers(app)
+
+    app.on_startup.append(_expect_handlers)
     return helpers
 
 

@@ -50,7 +50,7 @@ async def upload(request: web.Request) -> web.Response:
     form = await ah.read_form(request)
     saved = []
     for photo in form.files.getall("photos", []):
-        where = await photo.save(request.app[UPLOAD_DIR])
+        where = await photo.save(request.app[UPLOAD_DIR], unique=True)
         saved.append({"name": where.name, "size": photo.size, "sha256": photo.sha256})
     return web.json_response({"title": form.get("title", ""), "saved": saved})
 
@@ -62,8 +62,8 @@ async def blobs(request: web.Request) -> web.Response:
     async for part in ah.iter_parts(request):
         if part.filename is None:
             raise web.HTTPBadRequest(text="send a file")
-        size = await part.save(request.app[UPLOAD_DIR] / part.filename)
-        stored.append({"name": part.filename, "size": size})
+        where = await part.save(request.app[UPLOAD_DIR], unique=True)
+        stored.append({"name": where.name, "size": part.size})
     return web.json_response(stored, status=201)
 
 

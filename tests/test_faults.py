@@ -102,7 +102,8 @@ def upload_app(spool: Path, dest: Path, handled: Handled) -> web.Application:
             sizes = {}
             async for part in ah.iter_parts(request):
                 if part.filename:
-                    sizes[part.filename] = await part.save(dest / part.filename)
+                    await part.save(dest / part.filename)
+                    sizes[part.filename] = part.size
                 else:
                     await part.release()
             handled.outcomes.append(None)
@@ -463,14 +464,15 @@ FULL_DISK_SERVER = textwrap.dedent(
 
     async def form(request):
         async with await ah.read_form(request) as got:
-            saved = [str(await f.save(dest)) for f in got.files.values()]
+            saved = [str(await f.save(dest, overwrite=True)) for f in got.files.values()]
         return web.json_response(saved)
 
     async def save(request):
         sizes = {}
         async for part in ah.iter_parts(request):
             if part.filename:
-                sizes[part.filename] = await part.save(dest / part.filename)
+                await part.save(dest / part.filename, overwrite=True)
+                sizes[part.filename] = part.size
         return web.json_response(sizes)
 
     async def ping(request):

@@ -178,7 +178,8 @@ async def test_part_save_is_atomic(aiohttp_client: AiohttpClient, tmp_path: Path
         sizes = {}
         async for part in ah.iter_parts(request):
             assert part.filename is not None
-            sizes[part.filename] = await part.save(tmp_path / part.filename)
+            await part.save(tmp_path / part.filename)
+            sizes[part.filename] = part.size
         return web.json_response(sizes)
 
     app = web.Application()

@@ -93,7 +93,7 @@ async def test_type_and_filename_options(serve: Serve, tmp_path: Path) -> None:
 async def test_filename_star_sent_by_curl(serve: Serve, tmp_path: Path) -> None:
     url = await serve(form_app())
     body = multipart_body(
-        FormPart(name="f", data=b"x", filename="../€ rates.txt", filename_style="both")
+        FormPart(name="f", data=b"x", filename="../€ rates.txt", filename_style="extended")
     )
     src = tmp_path / "body"
     src.write_bytes(body.data)

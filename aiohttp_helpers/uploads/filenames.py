@@ -17,6 +17,10 @@ _RESERVED = frozenset(
 # controls that make "gpj.exe" display as "exe.jpg".
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f-\x9f<>:"|?*\u200e\u200f\u202a-\u202e\u2066-\u2069]')
 _SPACES = re.compile(r"\s+")
+# Slashes that NFKC leaves alone but that a person, a shell script or another program may
+# still read as one: division slash, fraction slash, the mathematical and box-drawing
+# solidi. Treated as separators, like "/" and "\\".
+_SEPARATORS = re.compile("[\\\\\u2044\u2215\u2571\u2572\u29f5\u29f8\u29f9]")
 
 
 def _cut(name: str, limit: int) -> str:
@@ -30,12 +34,15 @@ def _cut(name: str, limit: int) -> str:
 def safe_filename(raw: str | None, *, default: str = "upload", max_bytes: int = 255) -> str:
     """A version of ``raw`` that is safe to use as one path component.
 
-    Keeps the last path component (``/`` and ``\\`` both separate directories), removes
+    Normalises to NFKC first, so that full-width and compatibility forms of ``.``, ``/``
+    and ``\\`` (U+FF0E, U+FF0F, U+2025, U+FF3C) are the characters they look like. Keeps the
+    last path component (``/``, ``\\`` and the slashes NFKC keeps, such as U+2215 and
+    U+2044, all separate directories), removes
     NUL, control characters, bidirectional controls and the characters Windows refuses
     (``<>:"|?*``), collapses
     runs of whitespace, strips leading dots and spaces (no hidden files, no ``..``) and
     trailing dots and spaces (Windows drops them), prefixes a Windows device name
-    (``CON``, ``nul.txt``, ``COM1``...) with ``_``, normalises to NFC and cuts the name to
+    (``CON``, ``nul.txt``, ``COM1``...) with ``_`` and cuts the name to
     ``max_bytes`` UTF-8 bytes while keeping its extension. Returns ``default`` when
     nothing usable is left.
 
@@ -46,9 +53,14 @@ def safe_filename(raw: str | None, *, default: str = "upload", max_bytes: int = 
         raise ValueError(f"max_bytes must be between 16 and {MAX_NAME_BYTES}, got {max_bytes}")
     if raw is None:
         raw = ""
-    name = unicodedata.normalize("NFC", raw)
-    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    # NFKC first: full-width and compatibility forms (U+FF0E, U+FF0F, U+FF3C, U+2025...)
+    # become the dots and slashes they look like before anything is stripped.
+    name = unicodedata.normalize("NFKC", raw)
+    name = _SEPARATORS.sub("/", name).rsplit("/", 1)[-1]
     name = _UNSAFE.sub("", name)
+    if not name.isascii():
+        # What was removed may have kept two characters from composing.
+        name = unicodedata.normalize("NFKC", name)
     name = _SPACES.sub(" ", name)
     name = name.lstrip(". ").rstrip(". ")
     if not name:

@@ -8,6 +8,7 @@ import errno
 import functools
 import hashlib
 import io
+import logging
 import os
 import tempfile
 import weakref
@@ -19,7 +20,7 @@ from multidict import CIMultiDictProxy
 
 from ..errors import InsufficientStorage
 
-__all__ = ["Spool", "UploadedFile", "no_room", "place_file", "write_atomic"]
+__all__ = ["Spool", "UploadedFile", "file_mode", "no_room", "place_file", "write_atomic"]
 
 #: Bytes handed to the worker thread at once: large enough that the thread hop is cheap,
 #: small enough that a file in flight holds little memory (two batches at most).
@@ -28,10 +29,13 @@ _TEMP_PREFIX = "aiohttp-helpers-"
 # The filesystem is full, the quota used up, or the file may grow no larger (the
 # filesystem's own size limit, or the process's RLIMIT_FSIZE): no room for the upload.
 _NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+# The spool directory is gone, not a directory, or not writable.
+_UNUSABLE = (errno.ENOENT, errno.ENOTDIR, errno.EACCES, errno.EPERM, errno.EROFS)
+log = logging.getLogger("aiohttp_helpers")
 
 
 @functools.cache
-def _file_mode() -> int:
+def file_mode() -> int:
     """The mode a newly created file gets here: 0o666 less the process's umask."""
     try:
         with open("/proc/self/status", encoding="ascii") as status:
@@ -85,7 +89,7 @@ def write_atomic(dest: Path, source: Callable[[int], None]) -> None:
     try:
         try:
             source(fd)
-            os.fchmod(fd, _file_mode())
+            os.fchmod(fd, file_mode())
         finally:
             os.close(fd)
         os.replace(tmp, dest)
@@ -96,7 +100,7 @@ def write_atomic(dest: Path, source: Callable[[int], None]) -> None:
 
 def place_file(tmp: str, dest: Path) -> None:
     """Rename ``tmp`` to ``dest``, with the permissions a new file gets."""
-    os.chmod(tmp, _file_mode())
+    os.chmod(tmp, file_mode())
     os.replace(tmp, dest)
 
 
@@ -160,6 +164,12 @@ class Spool:
         except OSError as exc:
             if exc.errno in _NO_ROOM:
                 raise _no_room(exc) from None
+            if self._prefix == _TEMP_PREFIX and exc.errno in _UNUSABLE:
+                # The spool directory went away (or became read-only) after start-up:
+                # the server cannot store the upload, which is not the client's fault
+                # but not a crash either. The path goes to the log, not to the client.
+                log.error("cannot create a temporary file in %r: %s", self._dir, exc)
+                raise InsufficientStorage("the server cannot store the upload now") from None
             raise
 
     async def _wait_job(self) -> None:
@@ -269,7 +279,9 @@ class UploadedFile:
         self.name = name
         #: The client's filename made safe by :func:`safe_filename`.
         self.filename = filename
-        #: The filename exactly as the client sent it (decoded, not sanitised).
+        #: The filename as the client sent it, not sanitised: only the escapes browsers
+        #: write (``%22``, ``%0D``, ``%0A``) are undone, or ``filename*`` is decoded when
+        #: no plain ``filename`` was sent.
         self.raw_filename = raw_filename
         self.content_type = content_type
         self.headers = headers
@@ -325,45 +337,61 @@ class UploadedFile:
         assert self._path is not None
         return open(self._path, "rb")
 
-    async def save(self, path: str | os.PathLike[str]) -> Path:
-        """Put the file at ``path`` (a directory: ``path/filename``) and keep it there.
+    async def save(
+        self, path: str | os.PathLike[str], *, overwrite: bool = False, unique: bool = False
+    ) -> Path:
+        """Put the file at ``path`` and keep it there; return where it is.
 
-        The temporary file is renamed when it is on the same filesystem, and copied
-        otherwise; either way ``path`` appears atomically, complete or not at all, with
-        the permissions a new file gets. Returns where the file is.
+        ``path`` is the file to create, or an existing directory to create
+        ``path/<filename>`` in (the safe filename). The directory must exist. An existing
+        file is never replaced unless ``overwrite=True``; ``unique=True`` picks a free name
+        instead (``report (1).pdf``). The temporary file is moved when it is on the same
+        filesystem and copied otherwise; either way the file appears atomically, complete
+        or not at all, with the permissions a new file gets.
+
+        Raises:
+            FileExistsError: the file exists and neither ``overwrite`` nor ``unique`` is set.
+            FileNotFoundError: the directory to save into does not exist.
+            InsufficientStorage: the filesystem is full.
         """
+        from . import saving
+
+        saving.check_options(overwrite, unique)
         self._check_open()
-        dest = Path(path)
-        if await asyncio.to_thread(dest.is_dir):
-            dest = dest / self.filename
         try:
-            await asyncio.to_thread(self._save, dest)
+            return await asyncio.to_thread(self._save, path, overwrite, unique)
         except OSError as exc:
             if exc.errno in _NO_ROOM:
                 raise _no_room(exc) from None
             raise
-        return dest
 
-    def _save(self, dest: Path) -> None:
+    def _save(self, path: str | os.PathLike[str], overwrite: bool, unique: bool) -> Path:
+        from . import saving
+
+        dest = saving.target(path, self.filename)
+        saving.refuse_taken(dest, overwrite, unique)
         data, current = self._data, self._path
         if data is not None:
-            write_atomic(dest, lambda fd: _write_all(fd, [data]))
-            return
+            return saving.publish_beside(
+                dest, lambda fd: _write_all(fd, [data]), overwrite=overwrite, unique=unique
+            )
         assert current is not None
         if self._owned:
             try:
-                place_file(current, dest)
+                final = saving.publish(current, dest, overwrite=overwrite, unique=unique)
             except OSError as exc:
                 if exc.errno != errno.EXDEV:
                     raise
             else:
-                self._path = os.fspath(dest)
+                self._path = os.fspath(final)
                 self._owned = False
                 assert self._finalizer is not None
                 self._finalizer.detach()
-                return
+                return final
         with open(current, "rb") as src:
-            write_atomic(dest, lambda fd: _copy(src.fileno(), fd))
+            return saving.publish_beside(
+                dest, lambda fd: _copy(src.fileno(), fd), overwrite=overwrite, unique=unique
+            )
 
     def discard(self) -> None:
         """Like :meth:`aclose`, removing the temporary file in this thread."""

@@ -15,8 +15,9 @@ __all__ = ["PartHead", "parse_content_type", "parse_head", "parse_params"]
 # Checked with bytes methods: a regular expression looks at each byte at a tenth the speed.
 _CONTROLS = bytes(c for c in range(32) if c not in (9, 10, 13)) + b"\x7f"
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
-# The escapes browsers use for field names (WHATWG's multipart/form-data encoding).
+# The only escapes browsers write in a quoted name or filename (WHATWG's multipart/form-data
+# encoding): every other "%" is the client's own character (Chromium sends a file named
+# "..%2fx" as is), so nothing else is decoded.
 _NAME_ESCAPES = {"%22": '"', "%0A": "\n", "%0D": "\r", "%0a": "\n", "%0d": "\r"}
 _NAME_ESCAPE = re.compile("%22|%0[ADad]")
 _EXTENDED = re.compile(r"([^']*)'[^']*'(.*)", re.DOTALL)
@@ -30,17 +31,6 @@ def _unquote_name(value: str) -> str:
     if "%" not in value:
         return value
     return _NAME_ESCAPE.sub(lambda m: _NAME_ESCAPES[m.group()], value)
-
-
-def _unquote_filename(value: str) -> str:
-    """Undo percent-escapes: the three browsers use, or the full escaping aiohttp's client uses."""
-    if "%" not in value or not _PERCENT.search(value):
-        return value
-    try:
-        return unquote(value, "utf-8", "strict")
-    except UnicodeDecodeError:
-        # Not UTF-8 once unescaped: the percent signs were meant literally.
-        return value
 
 
 def _decode_extended(value: str) -> str | None:
@@ -175,7 +165,7 @@ def _disposition(value: str) -> tuple[str | None, str | None]:
                 and tail.count('"') == 2
                 and "%" not in plain
             ):
-                return plain, _unquote_filename(tail[12:-1])
+                return plain, _unquote_name(tail[12:-1])
     semi = value.find(";")
     if semi < 0:
         if not _TOKEN.fullmatch(value.strip()):
@@ -186,18 +176,17 @@ def _disposition(value: str) -> tuple[str | None, str | None]:
     params = parse_params(value, semi + 1)
     if any("*" in key for key in params):
         _collapse_continuations(params)
-    name: str | None = None
-    if "name*" in params:
-        name = _decode_extended(params["name*"])
-    if name is None and "name" in params:
-        name = _unquote_name(params["name"])
+    # RFC 7578 section 4.2: form-data has no "name*", and "filename*" is only for
+    # senders that cannot write the plain parameter. A second spelling that overrides
+    # the first would let one part mean different things to different parsers.
+    name = _unquote_name(params["name"]) if "name" in params else None
     filename: str | None = None
-    if "filename*" in params:
+    if "filename" in params:
+        filename = _unquote_name(params["filename"])
+    elif "filename*" in params:
         filename = _decode_extended(params["filename*"])
-        if filename is None and "filename" not in params:
+        if filename is None:
             raise MalformedMultipart("a part has a filename* parameter that does not decode")
-    if filename is None and "filename" in params:
-        filename = _unquote_filename(params["filename"])
     return name, filename
 
 

@@ -12,7 +12,10 @@ from aiohttp import web
 from ..config import UploadLimits
 from ..keys import ROUTE_LIMITS_KEY, UPLOAD_LIMITS_KEY
 
-__all__ = ["limits_for", "upload_limits"]
+__all__ = ["ROUTE_LIMITS_ATTR", "limits_for", "upload_limits"]
+
+#: The attribute of a handler decorated with ``@upload_limits``: its limits resolver.
+ROUTE_LIMITS_ATTR = "__aiohttp_helpers_limits__"
 
 _DEFAULT = UploadLimits()
 _H = TypeVar("_H", bound=Callable[..., Awaitable[web.StreamResponse]])
@@ -75,6 +78,8 @@ def upload_limits(limits: UploadLimits | None = None, /, **changes: Any) -> Call
                 raise TypeError("@upload_limits handlers take the request (or are View methods)")
             request[ROUTE_LIMITS_KEY] = resolve(request)
             return await handler(*args, **kwargs)
+
+        wrapper.__dict__[ROUTE_LIMITS_ATTR] = resolve
 
         return cast(_H, wrapper)
 

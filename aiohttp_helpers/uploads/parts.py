@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from pathlib import Path
@@ -13,12 +12,12 @@ from aiohttp import ClientResponse, web
 from multidict import CIMultiDictProxy
 
 from ..config import UploadLimits
-from ..errors import InsufficientStorage, MalformedMultipart
+from ..errors import MalformedMultipart
 from .decoding import check_charset
 from .filenames import safe_filename
-from .files import Spool, no_room, place_file, write_atomic
 from .limits import limits_for
 from .reader import Level, PartStream, open_body
+from .saving import save_stream
 
 __all__ = ["BodyPart", "PartIterator", "decode_text", "iter_parts"]
 
@@ -199,33 +198,23 @@ class BodyPart:
         while await stream.next_chunk():
             pass
 
-    async def save(self, path: str | os.PathLike[str]) -> int:
-        """Stream the rest of the part into ``path`` and return the bytes written.
+    async def save(
+        self, path: str | os.PathLike[str], *, overwrite: bool = False, unique: bool = False
+    ) -> Path:
+        """Stream the rest of the part into a file and return where it is.
 
-        ``path`` appears atomically, complete or not at all: the bytes go to a temporary
-        file beside it (written in a worker thread) that is renamed at the end.
+        Same meaning as :meth:`UploadedFile.save`: ``path`` or ``path/<filename>``, never
+        over an existing file unless ``overwrite=True`` (``unique=True``: a free name).
         """
-        dest = Path(path)
-        spool = Spool(0, os.fspath(dest.parent), prefix=f".{dest.name[:40]}.")
-        try:
-            if self._rest:
-                await spool.write(self._rest)
-                self._rest = b""
-            stream = self._stream
-            while chunk := await stream.next_chunk():
-                await spool.write(chunk)
-            _, tmp, _ = await spool.finish()
-            if tmp is None:
-                # Nothing came: an empty file.
-                await asyncio.to_thread(write_atomic, dest, lambda fd: None)
-                return 0
-            await asyncio.to_thread(place_file, tmp, dest)
-        except BaseException as exc:
-            spool.discard()
-            if no_room(exc):
-                raise InsufficientStorage("no room left to store the upload") from None
-            raise
-        return spool.size
+        rest, self._rest = self._rest, b""
+        return await save_stream(
+            self._stream.next_chunk,
+            rest,
+            path,
+            self.filename or safe_filename(None),
+            overwrite=overwrite,
+            unique=unique,
+        )
 
     def iter_parts(self) -> PartIterator:
         """The parts of this part, when it is itself multipart."""
