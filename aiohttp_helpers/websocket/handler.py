@@ -9,10 +9,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
+from aiohttp import WSCloseCode, WSMessage, WSMsgType, hdrs, web
 
 from ..config import WebSocketSettings
-from ..keys import HELPERS_KEY, WS_SETTINGS_KEY
+from ..errors import OriginNotAllowed
+from ..keys import HELPERS_KEY, REQUEST_SCOPE_KEY, WS_SETTINGS_KEY
+from ..origins import check_origin
 from .close import TOO_SLOW, CloseFrame, close_websocket, encode_reason, stale_drain_cancelled
 from .codes import check_close_code, may_send
 
@@ -240,6 +242,7 @@ def websocket_handler(
     close_timeout: float = ...,
     max_connections: int | None = ...,
     max_connections_per_client: int | None = ...,
+    allowed_origins: tuple[str, ...] | None = ...,
 ) -> Callable[[WSHandler], WrappedHandler]: ...
 
 
@@ -256,6 +259,7 @@ def websocket_handler(
     close_timeout: float = _UNSET,
     max_connections: int | None = _UNSET,
     max_connections_per_client: int | None = _UNSET,
+    allowed_origins: tuple[str, ...] | None = _UNSET,
 ) -> WrappedHandler | Callable[[WSHandler], WrappedHandler]:
     """Turn ``async def handler(request, ws) -> None`` into an aiohttp WebSocket handler.
 
@@ -276,7 +280,10 @@ def websocket_handler(
     ==========================================  =====================================
 
     Over a cap, or while the app is stopping, the upgrade is accepted and closed at
-    once, because a browser cannot see an HTTP status.
+    once, because a browser cannot see an HTTP status. An ``Origin`` that
+    ``allowed_origins`` does not allow is refused before the upgrade, with 403
+    (:class:`~aiohttp_helpers.OriginNotAllowed`): the page that sent it is not the
+    app's, and must learn nothing.
     """
     overrides = {
         name: value
@@ -290,6 +297,7 @@ def websocket_handler(
             ("close_timeout", close_timeout),
             ("max_connections", max_connections),
             ("max_connections_per_client", max_connections_per_client),
+            ("allowed_origins", allowed_origins),
         )
         if value is not _UNSET
     }
@@ -325,6 +333,7 @@ def websocket_handler(
 async def _serve(
     request: web.Request, handler: WSHandler, settings: WebSocketSettings
 ) -> ServerWebSocket:
+    _check_origin(request, settings)
     ws = ServerWebSocket(
         messages=settings.messages,
         timeout=settings.close_timeout,
@@ -376,6 +385,30 @@ async def _serve(
         elif registry is not None:  # pragma: no cover (see GeneratorExit above)
             registry.discard(ws)
     return ws
+
+
+def _check_origin(request: web.Request, settings: WebSocketSettings) -> None:
+    """Refuse, before the upgrade, a request from a page the app does not trust."""
+    try:
+        check_origin(
+            request.headers.getall(hdrs.ORIGIN, []), request.host, settings.allowed_origins
+        )
+    except OriginNotAllowed as exc:
+        log.info(
+            "WebSocket upgrade to %s refused with 403: %s (Origin %r, Host %r)",
+            request.path,
+            exc.reason,
+            exc.origin,
+            exc.host,
+        )
+        if REQUEST_SCOPE_KEY in request:
+            raise  # the package's middleware answers it
+        # Without setup(): the same answer, through aiohttp.
+        raise web.HTTPForbidden(
+            text=json.dumps({**exc.problem(), "instance": request.path}),
+            content_type="application/problem+json",
+            headers={"Cache-Control": "no-store"},
+        ) from None
 
 
 def _transport_closing(request: web.Request) -> bool:
