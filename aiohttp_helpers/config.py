@@ -147,6 +147,9 @@ class WebSocketSettings:
     only a request without ``Origin`` or with an Origin whose host and port are the
     request's ``Host``; a tuple of origins (``"https://app.example"``) adds those;
     ``("*",)`` allows every origin. Others get 403 before the upgrade.
+    ``strict_frames`` fails a connection on client frames aiohttp lets through: unmasked
+    (1002), a payload length not in its minimal form (1002), and text that is not UTF-8
+    as soon as the bad byte arrives (1007), not when the message ends.
     """
 
     heartbeat: float | None = 30.0
@@ -161,6 +164,7 @@ class WebSocketSettings:
     broadcast: BroadcastBackend | None = field(default=None, compare=False)
     messages: Literal["any", "text", "bytes", "json"] = "any"
     allowed_origins: tuple[str, ...] | None = None
+    strict_frames: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "allowed_origins", normalise_allowed_origins(self.allowed_origins))

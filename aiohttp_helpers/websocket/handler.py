@@ -17,6 +17,7 @@ from ..keys import HELPERS_KEY, REQUEST_SCOPE_KEY, WS_SETTINGS_KEY
 from ..origins import check_origin
 from .close import TOO_SLOW, CloseFrame, close_websocket, encode_reason, stale_drain_cancelled
 from .codes import check_close_code, may_send
+from .frames import StrictFrames
 
 if TYPE_CHECKING:
     from ..signals import RequestSignals
@@ -80,12 +81,41 @@ class ServerWebSocket(web.WebSocketResponse):
     - offers :meth:`messages`, an iterator of text, bytes or parsed JSON.
     """
 
-    def __init__(self, *, messages: MessageKind = "any", **kwargs: Any) -> None:
+    def __init__(
+        self, *, messages: MessageKind = "any", strict_frames: bool = True, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.message_kind: MessageKind = messages
+        self.strict_frames = strict_frames
         self.close_sent: CloseFrame | None = None
         self.close_received: CloseFrame | None = None
         self._first_close: CloseFrame | None = None
+
+    def _post_start(self, request: web.BaseRequest, protocol: str | None, writer: Any) -> None:
+        if not self.strict_frames:
+            super()._post_start(request, protocol, writer)
+            return
+        # aiohttp<3.15: aiohttp's reader becomes the connection's payload parser here and is
+        # fed the bytes that came with the upgrade request. StrictFrames is put in its
+        # place, and those bytes go through it, so every client byte is checked first.
+        handler = request.protocol
+        tail: bytes = getattr(handler, "_message_tail", b"")
+        if tail:
+            handler._message_tail = b""
+        super()._post_start(request, protocol, writer)
+        reader, queue = self._parser, self._reader
+        if reader is None or queue is None or handler._payload_parser is not reader:
+            # Not the aiohttp this was written for: keep its reader as it is.
+            log.warning("strict WebSocket frame checks are off: unknown aiohttp reader")
+            if tail:
+                handler.data_received(tail)
+            return
+        strict = StrictFrames(reader, queue)
+        handler._payload_parser = strict
+        if tail:
+            failed, _ = strict.feed_data(tail)
+            if failed:
+                handler.close()
 
     @property
     def close_code(self) -> int | None:
@@ -243,6 +273,7 @@ def websocket_handler(
     max_connections: int | None = ...,
     max_connections_per_client: int | None = ...,
     allowed_origins: tuple[str, ...] | None = ...,
+    strict_frames: bool = ...,
 ) -> Callable[[WSHandler], WrappedHandler]: ...
 
 
@@ -260,6 +291,7 @@ def websocket_handler(
     max_connections: int | None = _UNSET,
     max_connections_per_client: int | None = _UNSET,
     allowed_origins: tuple[str, ...] | None = _UNSET,
+    strict_frames: bool = _UNSET,
 ) -> WrappedHandler | Callable[[WSHandler], WrappedHandler]:
     """Turn ``async def handler(request, ws) -> None`` into an aiohttp WebSocket handler.
 
@@ -298,6 +330,7 @@ def websocket_handler(
             ("max_connections", max_connections),
             ("max_connections_per_client", max_connections_per_client),
             ("allowed_origins", allowed_origins),
+            ("strict_frames", strict_frames),
         )
         if value is not _UNSET
     }
@@ -336,6 +369,7 @@ async def _serve(
     _check_origin(request, settings)
     ws = ServerWebSocket(
         messages=settings.messages,
+        strict_frames=settings.strict_frames,
         timeout=settings.close_timeout,
         receive_timeout=settings.receive_timeout,
         heartbeat=settings.heartbeat,
