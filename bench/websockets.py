@@ -41,10 +41,11 @@ def serve(kind: str, port: int) -> None:
 
     app = web.Application()
     shutdown_timeout = 60.0
-    if kind == "helpers":
+    if kind in ("helpers", "helpers-lax"):
         ah.setup(app)
 
-        @ah.websocket_handler(heartbeat=None)
+        # helpers-lax: the same without the strict frame checks, to price them.
+        @ah.websocket_handler(heartbeat=None, strict_frames=kind == "helpers")
         async def echo(request: web.Request, ws: ah.ServerWebSocket) -> None:
             async for data in ws.messages():
                 if isinstance(data, str):
@@ -123,7 +124,7 @@ async def load_echo(port: int, seconds: float, connections: int, batch: int) -> 
     elapsed = time.monotonic() - started
     for _, writer in conns:
         writer.close()
-    return {"rate": done / elapsed}
+    return {"rate": done / elapsed, "messages": done}
 
 
 async def load_shutdown(port: int, clients: int) -> dict[str, Any]:
@@ -172,6 +173,13 @@ def _free_port() -> int:
         return port
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux's /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _start_server(kind: str) -> tuple[subprocess.Popen[bytes], int]:
     port = _free_port()
     proc = subprocess.Popen([sys.executable, HERE, "--serve", kind, str(port)])
@@ -195,28 +203,60 @@ def _run_load(*args: str) -> dict[str, Any]:
 
 
 def bench_echo(rounds: int, seconds: float) -> list[tuple[str, str, str, str]]:
-    servers = {kind: _start_server(kind) for kind in ("plain", "helpers")}
-    rates: dict[str, list[float]] = {"plain": [], "helpers": []}
+    kinds = ("plain", "helpers", "helpers-lax")
+    servers = {kind: _start_server(kind) for kind in kinds}
+    rates: dict[str, list[float]] = {kind: [] for kind in kinds}
+    cpu: dict[str, list[float]] = {kind: [] for kind in kinds}
     try:
         for i in range(rounds):
-            order = ("plain", "helpers") if i % 2 == 0 else ("helpers", "plain")
+            # Each round in another order, so that no kind always runs first or last.
+            order = kinds[i % 3 :] + kinds[: i % 3]
+            if i % 2:
+                order = order[::-1]
             for kind in order:
-                port = servers[kind][1]
+                proc, port = servers[kind]
+                before = _cpu_seconds(proc.pid)
                 result = _run_load("echo", str(port), str(seconds), "4", "64")
                 rates[kind].append(result["rate"])
+                # CPU time per message: steadier than the rate on a machine shared with
+                # other work, which the rate also measures.
+                cpu[kind].append((_cpu_seconds(proc.pid) - before) / result["messages"])
     finally:
         for proc, _ in servers.values():
             proc.terminate()
             proc.wait()
-    ratios = [h / p for h, p in zip(rates["helpers"], rates["plain"], strict=True)]
-    plain, helpers = statistics.median(rates["plain"]), statistics.median(rates["helpers"])
+
+    def ratio(a: str, b: str) -> float:
+        return statistics.median(x / y for x, y in zip(rates[a], rates[b], strict=True))
+
+    median = {kind: statistics.median(rates[kind]) for kind in kinds}
+    strict = [x / y for x, y in zip(rates["helpers"], rates["helpers-lax"], strict=True)]
+    us = {kind: statistics.median(cpu[kind]) * 1e6 for kind in kinds}
     return [
-        ("echo: hand-written aiohttp loop", f"{plain:,.0f} msg/s", "1.00 x", ""),
+        ("echo: hand-written aiohttp loop", f"{median['plain']:,.0f} msg/s", "1.00 x", ""),
         (
             "echo: @websocket_handler + ws.messages()",
-            f"{helpers:,.0f} msg/s",
-            f"{statistics.median(ratios):.2f} x",
+            f"{median['helpers']:,.0f} msg/s",
+            f"{ratio('helpers', 'plain'):.2f} x",
             ">= 0.9 x",
+        ),
+        (
+            "echo: the same, strict_frames=False",
+            f"{median['helpers-lax']:,.0f} msg/s",
+            f"{ratio('helpers-lax', 'plain'):.2f} x",
+            "",
+        ),
+        (
+            "echo: server CPU per message, strict vs without",
+            f"{us['helpers']:.2f} us vs {us['helpers-lax']:.2f} us (plain {us['plain']:.2f} us)",
+            f"{us['helpers'] / us['helpers-lax']:.3f} x",
+            "<= 1.05 x",
+        ),
+        (
+            "echo: strict frame checks vs without them",
+            f"{min(strict):.2f}-{max(strict):.2f} x over the rounds",
+            f"{ratio('helpers', 'helpers-lax'):.2f} x",
+            ">= 0.95 x",
         ),
     ]
 
@@ -278,6 +318,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--serve", nargs=2, metavar=("KIND", "PORT"))
     parser.add_argument("--load", nargs="+")
+    parser.add_argument("--echo-only", action="store_true", help="skip the shutdown runs")
     args = parser.parse_args()
     if args.serve:
         serve(args.serve[0], int(args.serve[1]))
@@ -293,7 +334,8 @@ def main() -> None:
 
     started = time.monotonic()
     rows = bench_echo(args.rounds, args.seconds)
-    rows += bench_shutdown(args.clients, 2)
+    if not args.echo_only:
+        rows += bench_shutdown(args.clients, 2)
     width = max(len(r[0]) for r in rows)
     print(
         f"WebSockets ({args.rounds} interleaved echo rounds of {args.seconds:g} s; "

@@ -29,12 +29,19 @@ import codecs
 import logging
 from typing import Any, Final
 
-from aiohttp import WSCloseCode
+from aiohttp import WebSocketError, WSCloseCode
 
-# aiohttp<3.15: the error type the reader raises, and its C masking function (the same
-# module aiohttp's reader and writer use); neither is exported from aiohttp's top level.
-from aiohttp._websocket.helpers import websocket_mask
-from aiohttp._websocket.models import WebSocketError
+try:
+    # aiohttp<3.15: the C masking function aiohttp's reader and writer use; not exported.
+    from aiohttp._websocket.helpers import websocket_mask
+except ImportError:  # pragma: no cover (another aiohttp)
+
+    def websocket_mask(mask: bytes, data: bytearray) -> None:
+        """XOR ``data`` in place with the 4-byte ``mask`` repeated."""
+        n = len(data)
+        key = int.from_bytes((mask * (n // 4 + 1))[:n], "little")
+        data[:] = (int.from_bytes(data, "little") ^ key).to_bytes(n, "little")
+
 
 __all__ = ["StrictFrames"]
 
@@ -150,17 +157,20 @@ class StrictFrames:
             if failure is not None:
                 return failure
             pos += length
+        # The hot loop: one pass per frame, kept to a few integer operations.
+        in_text = self._in_text
         while pos < n:
-            first = data[pos]
-            if n - pos < 2:
+            if pos + 1 == n:
                 self._head = data[pos:]
                 return None
-            second = data[pos + 1]
-            if second < 0x80:
+            length = data[pos + 1] - 0x80
+            if length < 0:
                 return pos, WSCloseCode.PROTOCOL_ERROR, UNMASKED
-            length = second & 0x7F
             if length < 126:
-                hlen = 6
+                begin = pos + 6
+                if begin > n:
+                    self._head = data[pos:]
+                    return None
             else:
                 parsed = _parse_header(data, pos)
                 if parsed is None:
@@ -168,22 +178,22 @@ class StrictFrames:
                     return None
                 if isinstance(parsed[0], str):
                     return pos, WSCloseCode.PROTOCOL_ERROR, parsed[0]
-                hlen, length, _ = parsed
-            begin = pos + hlen
-            if begin > n:
-                self._head = data[pos:]
-                return None
-            opcode = first & 0x0F
-            if opcode == _OP_TEXT or (opcode == _OP_CONTINUATION and self._in_text):
-                end = begin + length
-                # A whole unfragmented message in this chunk: aiohttp checks it right away.
-                if not (end <= n and first & 0x80 and opcode == _OP_TEXT):
+                begin = pos + parsed[0]
+                length = parsed[1]
+            end = begin + length
+            first = data[pos]
+            if not first & 0x0E:  # opcode 0 (continuation) or 1 (text)
+                if first & 0x8F == 0x81 and end <= n:
+                    # A whole unfragmented text message in this chunk: aiohttp checks it
+                    # right away. (One that comes where a continuation was due is
+                    # aiohttp's protocol error.)
+                    in_text = self._in_text = False
+                elif first & 0x0F or in_text:
                     failure = self._payload(data, begin, end, first, data[begin - 4 : begin], pos)
                     if failure is not None:
                         return failure
-                elif self._in_text:
-                    self._in_text = False  # a new message where a continuation was due
-            pos = begin + length
+                    in_text = self._in_text
+            pos = end
         if pos > n:
             # The frame goes on in the next chunks; checked there if it is text.
             if not self._frame_text:
