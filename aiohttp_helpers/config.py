@@ -180,6 +180,8 @@ class WebSocketSettings:
                 f"messages must be 'any', 'text', 'bytes' or 'json', got {self.messages!r}"
             )
         object.__setattr__(self, "protocols", tuple(self.protocols))
+        if not isinstance(self.strict_frames, bool):
+            raise TypeError(f"strict_frames must be True or False, got {self.strict_frames!r}")
 
     def replace(self, **changes: Any) -> WebSocketSettings:
         """A copy with ``changes`` applied (and validated)."""

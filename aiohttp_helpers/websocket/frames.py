@@ -157,49 +157,63 @@ class StrictFrames:
             if failure is not None:
                 return failure
             pos += length
-        # The hot loop: one pass per frame, kept to a few integer operations.
-        in_text = self._in_text
-        while pos < n:
-            if pos + 1 == n:
-                self._head = data[pos:]
+            if pos >= n:
                 return None
-            length = data[pos + 1] - 0x80
-            if length < 0:
-                return pos, WSCloseCode.PROTOCOL_ERROR, UNMASKED
-            if length < 126:
-                begin = pos + 6
-                if begin > n:
-                    self._head = data[pos:]
-                    return None
-            else:
-                parsed = _parse_header(data, pos)
-                if parsed is None:
-                    self._head = data[pos:]
-                    return None
-                if isinstance(parsed[0], str):
-                    return pos, WSCloseCode.PROTOCOL_ERROR, parsed[0]
-                begin = pos + parsed[0]
-                length = parsed[1]
-            end = begin + length
-            first = data[pos]
-            if not first & 0x0E:  # opcode 0 (continuation) or 1 (text)
-                if first & 0x8F == 0x81 and end <= n:
-                    # A whole unfragmented text message in this chunk: aiohttp checks it
-                    # right away. (One that comes where a continuation was due is
-                    # aiohttp's protocol error.)
-                    in_text = self._in_text = False
-                elif first & 0x0F or in_text:
-                    failure = self._payload(data, begin, end, first, data[begin - 4 : begin], pos)
-                    if failure is not None:
-                        return failure
-                    in_text = self._in_text
-            pos = end
-        if pos > n:
-            # The frame goes on in the next chunks; checked there if it is text.
-            if not self._frame_text:
-                self._left = pos - n
-            return None
+        # The hot loop: one pass per frame, a few integer operations for the frames that
+        # need nothing more than a look at their header (short, masked, whole in this
+        # chunk, and not text, or a whole unfragmented text message).
+        in_text = self._in_text
+        while pos + 1 < n:
+            second = data[pos + 1]
+            if 0x80 <= second < 0xFE:  # masked, with a 7-bit length
+                end = pos + second - 0x7A  # 2 header bytes, 4 of mask, the payload
+                if end <= n:
+                    first = data[pos]
+                    # FIN text (compressed or not) outside a message, or neither text
+                    # nor continuation.
+                    if (first & 0xBF == 0x81 and not in_text) or first & 0x0E:
+                        pos = end
+                        continue
+            step = self._frame(data, pos)
+            if not isinstance(step, int):
+                return step
+            pos = step
+            if pos >= n:
+                return None
+            in_text = self._in_text
+        if pos < n:
+            self._head = data[pos:]  # one byte of the next header
         return None
+
+    def _frame(self, data: bytes, pos: int) -> int | _Failure | None:
+        """The careful look at the frame at ``pos``: where the next one starts.
+
+        ``None`` when the header is cut by the end of the chunk; a failure when refused.
+        """
+        n = len(data)
+        parsed = _parse_header(data, pos)
+        if parsed is None:
+            self._head = data[pos:]
+            return None
+        if isinstance(parsed[0], str):
+            return pos, WSCloseCode.PROTOCOL_ERROR, parsed[0]
+        hlen, length, first = parsed
+        begin = pos + hlen
+        end = begin + length
+        opcode = first & 0x0F
+        if opcode == _OP_TEXT or (opcode == _OP_CONTINUATION and self._in_text):
+            if first & 0x8F == 0x81 and end <= n:
+                # A whole unfragmented text message: aiohttp checks it at once (and
+                # refuses it if a continuation was due).
+                self._in_text = False
+            else:
+                failure = self._payload(data, begin, end, first, data[begin - 4 : begin], pos)
+                if failure is not None:
+                    return failure
+        elif end > n:
+            self._frame_text = False
+            self._left = end - n
+        return end
 
     def _payload(
         self, data: bytes, begin: int, end: int, first: int, mask: bytes, start: int
@@ -239,7 +253,7 @@ class StrictFrames:
         decoder = self._decoder
         if decoder is None:  # pragma: no cover (a text frame always has one)
             return True
-        chunk = bytearray(data[begin:stop])
+        chunk = bytearray(memoryview(data)[begin:stop])
         shift = self._offset & 3
         mask = self._mask if not shift else self._mask[shift:] + self._mask[:shift]
         websocket_mask(mask, chunk)

@@ -78,7 +78,11 @@ class ServerWebSocket(web.WebSocketResponse):
       hides the reason);
     - echoes the peer's close code, as RFC 6455 suggests, and answers an invalid one
       with 1002;
-    - offers :meth:`messages`, an iterator of text, bytes or parsed JSON.
+    - offers :meth:`messages`, an iterator of text, bytes or parsed JSON;
+    - with ``strict_frames`` (the default), fails the connection on client frames that
+      aiohttp lets through: unmasked or with a non-minimal length (1002), and text that
+      is not UTF-8 as soon as the bad byte arrives (1007); see
+      :mod:`aiohttp_helpers.websocket.frames`.
     """
 
     def __init__(
