@@ -57,6 +57,15 @@ NOT_MINIMAL = "payload length is not in its minimal form"
 TOO_LONG = "payload length has its most significant bit set"
 BAD_UTF8 = "text message is not valid UTF-8"
 
+#: By second header byte: the size of a masked frame with a 7-bit length, header
+#: included (2 + 4 + length); 0 for an unmasked frame or a longer length.
+_STEP: Final = tuple(0x80 <= b < 0xFE and b - 0x7A for b in range(256))
+#: By first header byte: whether a whole frame needs no more than its header looked at.
+#: Outside a text message: anything but text or continuation, and a FIN text frame (a
+#: whole message, which aiohttp checks at once). Inside one, only the former.
+_SKIP: Final = tuple(bool(b & 0x0E) or b & 0xBF == 0x81 for b in range(256))
+_SKIP_IN_TEXT: Final = tuple(bool(b & 0x0E) for b in range(256))
+
 #: ``(where in the chunk the failing frame starts, close code, reason)``.
 _Failure = tuple[int, int, str]
 
@@ -162,25 +171,23 @@ class StrictFrames:
         # The hot loop: one pass per frame, a few integer operations for the frames that
         # need nothing more than a look at their header (short, masked, whole in this
         # chunk, and not text, or a whole unfragmented text message).
-        in_text = self._in_text
-        while pos + 1 < n:
-            second = data[pos + 1]
-            if 0x80 <= second < 0xFE:  # masked, with a 7-bit length
-                end = pos + second - 0x7A  # 2 header bytes, 4 of mask, the payload
-                if end <= n:
-                    first = data[pos]
-                    # FIN text (compressed or not) outside a message, or neither text
-                    # nor continuation.
-                    if (first & 0xBF == 0x81 and not in_text) or first & 0x0E:
-                        pos = end
-                        continue
-            step = self._frame(data, pos)
-            if not isinstance(step, int):
-                return step
-            pos = step
+        skip = _SKIP_IN_TEXT if self._in_text else _SKIP
+        limit = n - 1
+        steps = _STEP
+        while pos < limit:
+            step = steps[data[pos + 1]]
+            if step:
+                end = pos + step
+                if end <= n and skip[data[pos]]:
+                    pos = end
+                    continue
+            found = self._frame(data, pos)
+            if not isinstance(found, int):
+                return found
+            pos = found
             if pos >= n:
                 return None
-            in_text = self._in_text
+            skip = _SKIP_IN_TEXT if self._in_text else _SKIP
         if pos < n:
             self._head = data[pos:]  # one byte of the next header
         return None
