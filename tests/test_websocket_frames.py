@@ -421,6 +421,21 @@ STREAMS = [
         (OK, 1007),
         id="bad-across-frames",
     ),
+    pytest.param(
+        text("ok") + text(b"ab\xe2\x82", fin=False) + frame(0x0, b"(x", fin=False),
+        (OK, 1007),
+        id="ascii-after-a-lead-byte-in-an-unfinished-message",
+    ),
+    pytest.param(
+        text("ok") + text(b"caf\xc3" + b"(" * 300, fin=False),
+        (OK, 1007),
+        id="ascii-after-a-lead-byte-in-one-frame",
+    ),
+    pytest.param(
+        text("ok") + text("é€😀".encode() * 50, fin=False) + frame(0x0, b"\xf0\x9f", fin=False),
+        (OK, None),
+        id="unfinished-valid-non-ascii",
+    ),
 ]
 
 

@@ -17,10 +17,10 @@ than when the message ends (section 8.1)
 
 Payloads are not copied on the usual path: a chunk is handed to aiohttp's reader as it
 came, and only its headers are read. The UTF-8 check needs the payload unmasked, so it
-costs a copy, but only of text that arrives before its message ends: a text message that
-ends in the chunk that brought its first byte is checked by aiohttp at once. Compressed
-(permessage-deflate) text can only be checked once inflated, which aiohttp does when the
-message is complete.
+costs a copy, but only of text that arrives in a chunk before the one where its message
+ends: aiohttp decodes a message, and so checks the piece in that last chunk, in the same
+step. ASCII needs no decoding. Compressed (permessage-deflate) text can only be checked
+once inflated, which aiohttp does when the message is complete.
 """
 
 from __future__ import annotations
@@ -260,20 +260,26 @@ class StrictFrames:
         decoder = self._decoder
         if decoder is None:  # pragma: no cover (a text frame always has one)
             return True
+        final = self._text_final and not self._left
+        if final:
+            # The message ends in this chunk: aiohttp decodes it whole, and so checks
+            # this last piece, in the same step.
+            self._frame_text = False
+            self._decoder = None
+            return True
         chunk = bytearray(memoryview(data)[begin:stop])
         shift = self._offset & 3
         mask = self._mask if not shift else self._mask[shift:] + self._mask[:shift]
         websocket_mask(mask, chunk)
         self._offset += stop - begin
-        final = self._text_final and not self._left
-        try:
-            decoder.decode(chunk, final)
-        except UnicodeDecodeError:
-            return False
+        # ASCII after a complete character is valid as it stands: no decoding, no string.
+        if not chunk.isascii() or decoder.getstate()[0]:
+            try:
+                decoder.decode(chunk, False)
+            except UnicodeDecodeError:
+                return False
         if not self._left:
             self._frame_text = False
-            if final:
-                self._decoder = None
         return True
 
 

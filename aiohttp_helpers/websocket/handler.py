@@ -313,6 +313,7 @@ def websocket_handler(
     any other exception                         1011, logged with its traceback
     the app is stopping                         1001, or 1012 when restarting
     a connection cap is reached                 1013
+    an unmasked frame, a non-minimal length     1002 (``strict_frames``)
     ==========================================  =====================================
 
     Over a cap, or while the app is stopping, the upgrade is accepted and closed at
