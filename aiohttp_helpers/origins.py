@@ -177,9 +177,7 @@ def _refusal(request_origins: list[str], host: str, allowed: tuple[str, ...]) ->
     return "an Origin that is neither the Host nor in allowed_origins"
 
 
-def check_origin(
-    origins: list[str], host: str, allowed: tuple[str, ...] | None, path: str = ""
-) -> None:
+def check_origin(origins: list[str], host: str, allowed: tuple[str, ...] | None) -> None:
     """Refuse the upgrade unless the request's ``Origin`` headers are allowed.
 
     ``origins`` are the request's ``Origin`` header values, ``host`` its ``Host``;

@@ -292,9 +292,9 @@ def bench_echo(rounds: int, seconds: float) -> list[tuple[str, str, str, str]]:
         ),
         (
             "echo: strict frame checks vs without them",
-            f"{min(strict):.2f}-{max(strict):.2f} x over the rounds",
+            f"{min(strict):.2f}-{max(strict):.2f} x over the rounds (rates: noisy when shared)",
             f"{ratio('helpers', 'helpers-lax'):.2f} x",
-            ">= 0.95 x",
+            "",
         ),
     ]
 
