@@ -13,6 +13,7 @@ import hashlib
 import os
 import random
 import struct
+import zlib
 from typing import Literal
 
 import aiohttp
@@ -391,6 +392,14 @@ async def _drain(queue: WebSocketDataQueue) -> tuple[list[tuple[WSMsgType, objec
     return out, code
 
 
+def _deflated(message: str) -> bytes:
+    """A text frame compressed with permessage-deflate (RSV1 set), as browsers send them."""
+    compressor = zlib.compressobj(wbits=-15)
+    data = compressor.compress(message.encode()) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    assert data.endswith(b"\x00\x00\xff\xff")
+    return frame(0x1, data[:-4], rsv1=True)
+
+
 OK = [(WSMsgType.TEXT, "ok")]
 Outcome = tuple[list[tuple[WSMsgType, object]], int | None]
 
@@ -430,6 +439,16 @@ STREAMS = [
         text("ok") + text(b"caf\xc3" + b"(" * 300, fin=False),
         (OK, 1007),
         id="ascii-after-a-lead-byte-in-one-frame",
+    ),
+    pytest.param(
+        text("ok") + _deflated("ünïcödé " * 40) + _deflated("second, in one frame"),
+        ([*OK, (WSMsgType.TEXT, "ünïcödé " * 40), (WSMsgType.TEXT, "second, in one frame")], None),
+        id="compressed-text-is-left-to-aiohttp",
+    ),
+    pytest.param(
+        text("ok") + frame(0x3, b"") + text("unmasked", masked=False),
+        (OK, 1002),
+        id="aiohttp-refuses-an-earlier-frame-of-the-chunk",
     ),
     pytest.param(
         text("ok") + text("é€😀".encode() * 50, fin=False) + frame(0x0, b"\xf0\x9f", fin=False),

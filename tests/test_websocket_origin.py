@@ -126,6 +126,8 @@ SAME_ORIGIN_CASES = [
     pytest.param(b"[::1]:8080", b"http://[::1:8080", False, id="ipv6-unclosed"),
     pytest.param(b"[::1]:8080", b"http://[::2]:8080", False, id="ipv6-other"),
     pytest.param(b"app example", b"http://app.example", False, id="host-garbage"),
+    pytest.param("äpp.example".encode(), b"http://app.example", False, id="host-non-ascii"),
+    pytest.param(b"[::1]:8080", b"http://[::g]:8080", False, id="ipv6-not-an-address"),
 ]
 
 

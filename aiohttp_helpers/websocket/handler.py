@@ -108,7 +108,9 @@ class ServerWebSocket(web.WebSocketResponse):
             handler._message_tail = b""
         super()._post_start(request, protocol, writer)
         reader, queue = self._parser, self._reader
-        if reader is None or queue is None or handler._payload_parser is not reader:
+        if (
+            reader is None or queue is None or handler._payload_parser is not reader
+        ):  # pragma: no cover (another aiohttp)
             # Not the aiohttp this was written for: keep its reader as it is.
             log.warning("strict WebSocket frame checks are off: unknown aiohttp reader")
             if tail:
