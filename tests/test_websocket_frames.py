@@ -23,7 +23,7 @@ from aiohttp._websocket.reader import WebSocketDataQueue, WebSocketReader
 from aiohttp.base_protocol import BaseProtocol
 from yarl import URL
 
-from aiohttp_helpers.websocket import CloseFrame
+from aiohttp_helpers.websocket import CloseFrame, ServerWebSocket
 from aiohttp_helpers.websocket.frames import StrictFrames
 
 from .conftest import Serve
@@ -483,3 +483,25 @@ async def test_bad_utf8_is_refused_at_the_byte_that_makes_it_bad() -> None:
     assert await _drain(queue) == ([], 1007)
     # Once failed, nothing more reaches aiohttp's reader.
     assert strict.feed_data(text("later")) == (True, b"")
+
+
+async def test_undecoded_text_is_not_held_to_utf8_but_frames_still_are(serve: Serve) -> None:
+    """``decode_text=False``: aiohttp hands text over as bytes, so no UTF-8 is required."""
+
+    async def raw_text(request: web.Request) -> web.WebSocketResponse:
+        ws = ServerWebSocket(decode_text=False, heartbeat=None)
+        await ws.prepare(request)
+        async for msg in ws:
+            if msg.type is WSMsgType.TEXT:
+                await ws.send_bytes(msg.data)
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/", raw_text)
+    peer = await RawPeer.connect(await serve(app))
+    await send(peer, text(b"not \xff utf-8", fin=False), pause=0.05)
+    await send(peer, frame(0x0, b" at all \xc3"))
+    assert await peer.read_frame() == (0x2, b"not \xff utf-8 at all \xc3")
+    await send(peer, text("unmasked", masked=False))
+    assert await peer.read_close() == PROTOCOL_ERROR
+    peer.close()

@@ -79,6 +79,7 @@ class StrictFrames:
     """
 
     __slots__ = (
+        "_check_text",
         "_decoder",
         "_failed",
         "_frame_text",
@@ -92,8 +93,11 @@ class StrictFrames:
         "_text_final",
     )
 
-    def __init__(self, reader: Any, queue: Any) -> None:
+    def __init__(self, reader: Any, queue: Any, *, check_text: bool = True) -> None:
         self._reader = reader
+        #: False when aiohttp hands text over undecoded (``decode_text=False``), so that
+        #: no UTF-8 is required of it.
+        self._check_text = check_text
         self._queue = queue
         self._failed = False
         #: Bytes of a frame header cut by the end of the last chunk.
@@ -230,7 +234,8 @@ class StrictFrames:
         opcode = first & 0x0F
         fin = bool(first & 0x80)
         if opcode == _OP_TEXT:
-            if first & 0x40:  # RSV1: compressed; aiohttp inflates and checks it when complete
+            # RSV1: compressed; aiohttp inflates and checks it when complete.
+            if first & 0x40 or not self._check_text:
                 self._in_text = False
                 self._frame_text = False
                 self._left = max(end - n, 0)

@@ -116,7 +116,7 @@ class ServerWebSocket(web.WebSocketResponse):
             if tail:
                 handler.data_received(tail)
             return
-        strict = StrictFrames(reader, queue)
+        strict = StrictFrames(reader, queue, check_text=self._decode_text)
         handler._payload_parser = strict
         if tail:
             failed, _ = strict.feed_data(tail)
