@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
+from .origins import normalise_allowed_origins
+
 if TYPE_CHECKING:
     from .broadcast import BroadcastBackend
 
@@ -152,6 +154,13 @@ class WebSocketSettings:
     ``messages`` is what a handler's ``ws.messages()`` yields: ``"any"`` (text as
     ``str``, binary as ``bytes``), ``"text"``, ``"bytes"`` or ``"json"`` (text parsed as
     JSON); data of the other kind closes with 1003, JSON that does not parse with 1007.
+    ``allowed_origins`` says which browser pages may open a socket: ``None`` (or ``()``)
+    only a request without ``Origin`` or with an Origin whose host and port are the
+    request's ``Host``; a tuple of origins (``"https://app.example"``) adds those;
+    ``("*",)`` allows every origin. Others get 403 before the upgrade.
+    ``strict_frames`` fails a connection on client frames aiohttp lets through: unmasked
+    (1002), a payload length not in its minimal form (1002), and text that is not UTF-8
+    as soon as the bad byte arrives (1007), not when the message ends.
     """
 
     heartbeat: float | None = 30.0
@@ -165,8 +174,11 @@ class WebSocketSettings:
     close_timeout: float = 5.0
     broadcast: BroadcastBackend | None = field(default=None, compare=False)
     messages: Literal["any", "text", "bytes", "json"] = "any"
+    allowed_origins: tuple[str, ...] | None = None
+    strict_frames: bool = True
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "allowed_origins", normalise_allowed_origins(self.allowed_origins))
         _positive("heartbeat", self.heartbeat, optional=True)
         _positive("max_msg_size", self.max_msg_size)
         _positive("receive_timeout", self.receive_timeout, optional=True)
@@ -179,6 +191,8 @@ class WebSocketSettings:
                 f"messages must be 'any', 'text', 'bytes' or 'json', got {self.messages!r}"
             )
         object.__setattr__(self, "protocols", tuple(self.protocols))
+        if not isinstance(self.strict_frames, bool):
+            raise TypeError(f"strict_frames must be True or False, got {self.strict_frames!r}")
 
     def replace(self, **changes: Any) -> WebSocketSettings:
         """A copy with ``changes`` applied (and validated)."""

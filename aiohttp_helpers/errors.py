@@ -22,7 +22,9 @@
     │   ├── NotMultipart               415  the body is not multipart where multipart is required
     │   ├── UnsupportedEncoding        415  unknown Content-Encoding / Content-Transfer-Encoding
     │   └── TypeNotAllowed             415  a part's type (declared or sniffed) is not allowed
-    └── InsufficientStorage            507  the spool directory is full (ENOSPC)
+    ├── InsufficientStorage            507  the spool directory is full (ENOSPC)
+    └── Forbidden                      403
+        └── OriginNotAllowed           403  a WebSocket upgrade from an Origin not allowed
 
 Every error keeps what it is about as attributes (``field``, ``limit``) and renders itself
 as an RFC 9457 problem document through :meth:`HelpersError.problem`. The package's one
@@ -52,12 +54,14 @@ __all__ = [
     "DecodedTooLarge",
     "FieldTooLarge",
     "FileTooLarge",
+    "Forbidden",
     "HeadersTooLarge",
     "HelpersError",
     "InsufficientStorage",
     "MalformedMultipart",
     "NestingTooDeep",
     "NotMultipart",
+    "OriginNotAllowed",
     "PayloadTooLarge",
     "PreambleTooLarge",
     "RequestTimeout",
@@ -344,6 +348,29 @@ class InsufficientStorage(HelpersError):
 
     status = 507
     title = "Insufficient Storage"
+
+
+class Forbidden(HelpersError):
+    """The request is understood and refused."""
+
+    status = 403
+    title = "Forbidden"
+
+
+class OriginNotAllowed(Forbidden):
+    """A WebSocket upgrade whose ``Origin`` is not allowed (Cross-Site WebSocket Hijacking).
+
+    ``origin`` and ``host`` are the request's (cut to 100 characters), ``why`` says
+    which check failed; the answer gives neither, only the log does.
+    """
+
+    title = "Origin not allowed"
+
+    def __init__(self, origin: str, host: str, why: str) -> None:
+        super().__init__("the Origin of this request may not open a WebSocket here")
+        self.origin = origin
+        self.host = host
+        self.why = why
 
 
 HelpersError.status_code = HelpersError.status

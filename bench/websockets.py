@@ -26,6 +26,8 @@ from typing import Any
 
 HERE = os.path.abspath(__file__)
 PAYLOAD = b"x" * 64
+#: Size of the large text messages whose early UTF-8 check is priced.
+BIG_TEXT = 256 * 1024
 #: shutdown_timeout of the plain aiohttp server in the shutdown run (run_app's default is 60 s).
 PLAIN_SHUTDOWN_TIMEOUT = 1.0
 
@@ -41,10 +43,11 @@ def serve(kind: str, port: int) -> None:
 
     app = web.Application()
     shutdown_timeout = 60.0
-    if kind == "helpers":
+    if kind in ("helpers", "helpers-lax"):
         ah.setup(app)
 
-        @ah.websocket_handler(heartbeat=None)
+        # helpers-lax: the same without the strict frame checks, to price them.
+        @ah.websocket_handler(heartbeat=None, strict_frames=kind == "helpers")
         async def echo(request: web.Request, ws: ah.ServerWebSocket) -> None:
             async for data in ws.messages():
                 if isinstance(data, str):
@@ -83,10 +86,19 @@ def serve(kind: str, port: int) -> None:
 # -- load (runs in its own process) ------------------------------------------------------
 
 
+def _length_header(first: int, n: int, mask_bit: int) -> bytes:
+    if n < 126:
+        return struct.pack("!BB", first, mask_bit | n)
+    if n < 65536:
+        return struct.pack("!BBH", first, mask_bit | 126, n)
+    return struct.pack("!BBQ", first, mask_bit | 127, n)
+
+
 def _masked_text_frame(payload: bytes) -> bytes:
     mask = os.urandom(4)
-    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    return struct.pack("!BB", 0x81, 0x80 | len(payload)) + mask + masked
+    key = int.from_bytes((mask * (len(payload) // 4 + 1))[: len(payload)], "big")
+    masked = (int.from_bytes(payload, "big") ^ key).to_bytes(len(payload), "big")
+    return _length_header(0x81, len(payload), 0x80) + mask + masked
 
 
 async def _upgrade(port: int, path: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -103,10 +115,14 @@ async def _upgrade(port: int, path: str) -> tuple[asyncio.StreamReader, asyncio.
     return reader, writer
 
 
-async def load_echo(port: int, seconds: float, connections: int, batch: int) -> dict[str, Any]:
-    """Echo ``batch`` frames at a time on each connection for ``seconds``; messages/s."""
-    frame = _masked_text_frame(PAYLOAD) * batch
-    answer = (2 + len(PAYLOAD)) * batch  # the server's frames are not masked
+async def load_echo(
+    port: int, seconds: float, connections: int, batch: int, size: int = len(PAYLOAD)
+) -> dict[str, Any]:
+    """Echo ``batch`` text frames of ``size`` bytes at a time on each connection; messages/s."""
+    payload = PAYLOAD * (size // len(PAYLOAD)) + PAYLOAD[: size % len(PAYLOAD)]
+    frame = _masked_text_frame(payload) * batch
+    # The server's frames are not masked.
+    answer = (len(_length_header(0x81, size, 0)) + size) * batch
     conns = [await _upgrade(port, "/echo") for _ in range(connections)]
     done = 0
     stop_at = time.monotonic() + seconds
@@ -123,7 +139,7 @@ async def load_echo(port: int, seconds: float, connections: int, batch: int) -> 
     elapsed = time.monotonic() - started
     for _, writer in conns:
         writer.close()
-    return {"rate": done / elapsed}
+    return {"rate": done / elapsed, "messages": done}
 
 
 async def load_shutdown(port: int, clients: int) -> dict[str, Any]:
@@ -172,6 +188,13 @@ def _free_port() -> int:
         return port
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux's /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _start_server(kind: str) -> tuple[subprocess.Popen[bytes], int]:
     port = _free_port()
     proc = subprocess.Popen([sys.executable, HERE, "--serve", kind, str(port)])
@@ -195,28 +218,83 @@ def _run_load(*args: str) -> dict[str, Any]:
 
 
 def bench_echo(rounds: int, seconds: float) -> list[tuple[str, str, str, str]]:
-    servers = {kind: _start_server(kind) for kind in ("plain", "helpers")}
-    rates: dict[str, list[float]] = {"plain": [], "helpers": []}
+    kinds = ("plain", "helpers", "helpers-lax")
+    servers = {kind: _start_server(kind) for kind in kinds}
+    rates: dict[str, list[float]] = {kind: [] for kind in kinds}
+    cpu: dict[str, list[float]] = {kind: [] for kind in kinds}
     try:
         for i in range(rounds):
-            order = ("plain", "helpers") if i % 2 == 0 else ("helpers", "plain")
+            # Each round in another order, so that no kind always runs first or last.
+            order = kinds[i % 3 :] + kinds[: i % 3]
+            if i % 2:
+                order = order[::-1]
             for kind in order:
-                port = servers[kind][1]
+                proc, port = servers[kind]
+                before = _cpu_seconds(proc.pid)
                 result = _run_load("echo", str(port), str(seconds), "4", "64")
                 rates[kind].append(result["rate"])
+                # CPU time per message: steadier than the rate on a machine shared with
+                # other work, which the rate also measures.
+                cpu[kind].append((_cpu_seconds(proc.pid) - before) / result["messages"])
     finally:
         for proc, _ in servers.values():
             proc.terminate()
             proc.wait()
-    ratios = [h / p for h, p in zip(rates["helpers"], rates["plain"], strict=True)]
-    plain, helpers = statistics.median(rates["plain"]), statistics.median(rates["helpers"])
+
+    def ratio(a: str, b: str) -> float:
+        return statistics.median(x / y for x, y in zip(rates[a], rates[b], strict=True))
+
+    # Large text messages: the early UTF-8 check unmasks and decodes the part of each
+    # message that arrives before its end. Server CPU only, strict vs without.
+    big: dict[str, list[float]] = {"helpers": [], "helpers-lax": []}
+    servers = {kind: _start_server(kind) for kind in big}
+    try:
+        for i in range(rounds):
+            for kind in ("helpers", "helpers-lax") if i % 2 == 0 else ("helpers-lax", "helpers"):
+                proc, port = servers[kind]
+                before = _cpu_seconds(proc.pid)
+                result = _run_load("echo", str(port), str(seconds), "2", "1", str(BIG_TEXT))
+                big[kind].append((_cpu_seconds(proc.pid) - before) / result["messages"])
+    finally:
+        for proc, _ in servers.values():
+            proc.terminate()
+            proc.wait()
+    big_us = {kind: statistics.median(v) * 1e6 for kind, v in big.items()}
+
+    median = {kind: statistics.median(rates[kind]) for kind in kinds}
+    strict = [x / y for x, y in zip(rates["helpers"], rates["helpers-lax"], strict=True)]
+    us = {kind: statistics.median(cpu[kind]) * 1e6 for kind in kinds}
     return [
-        ("echo: hand-written aiohttp loop", f"{plain:,.0f} msg/s", "1.00 x", ""),
+        ("echo: hand-written aiohttp loop", f"{median['plain']:,.0f} msg/s", "1.00 x", ""),
         (
             "echo: @websocket_handler + ws.messages()",
-            f"{helpers:,.0f} msg/s",
-            f"{statistics.median(ratios):.2f} x",
+            f"{median['helpers']:,.0f} msg/s",
+            f"{ratio('helpers', 'plain'):.2f} x",
             ">= 0.9 x",
+        ),
+        (
+            "echo: the same, strict_frames=False",
+            f"{median['helpers-lax']:,.0f} msg/s",
+            f"{ratio('helpers-lax', 'plain'):.2f} x",
+            "",
+        ),
+        (
+            "echo: server CPU per message, strict vs without",
+            f"{us['helpers']:.2f} us vs {us['helpers-lax']:.2f} us (plain {us['plain']:.2f} us)",
+            f"{us['helpers'] / us['helpers-lax']:.3f} x",
+            "<= 1.05 x",
+        ),
+        (
+            f"echo {BIG_TEXT // 1024} KiB text: server CPU per message, strict vs without",
+            f"{big_us['helpers']:.0f} us vs {big_us['helpers-lax']:.0f} us",
+            f"{big_us['helpers'] / big_us['helpers-lax']:.3f} x",
+            "",
+        ),
+        (
+            "echo: strict frame checks vs without them",
+            f"{min(strict):.2f}-{max(strict):.2f} x over the rounds (rates: noisy when shared)",
+            f"{ratio('helpers', 'helpers-lax'):.2f} x",
+            "",
         ),
     ]
 
@@ -278,6 +356,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--serve", nargs=2, metavar=("KIND", "PORT"))
     parser.add_argument("--load", nargs="+")
+    parser.add_argument("--echo-only", action="store_true", help="skip the shutdown runs")
     args = parser.parse_args()
     if args.serve:
         serve(args.serve[0], int(args.serve[1]))
@@ -285,7 +364,10 @@ def main() -> None:
     if args.load:
         what, port, *rest = args.load
         if what == "echo":
-            result = asyncio.run(load_echo(int(port), float(rest[0]), int(rest[1]), int(rest[2])))
+            sizes = [int(x) for x in rest[3:4]]
+            result = asyncio.run(
+                load_echo(int(port), float(rest[0]), int(rest[1]), int(rest[2]), *sizes)
+            )
         else:
             result = asyncio.run(load_shutdown(int(port), int(rest[0])))
         print(json.dumps(result), flush=True)
@@ -293,7 +375,8 @@ def main() -> None:
 
     started = time.monotonic()
     rows = bench_echo(args.rounds, args.seconds)
-    rows += bench_shutdown(args.clients, 2)
+    if not args.echo_only:
+        rows += bench_shutdown(args.clients, 2)
     width = max(len(r[0]) for r in rows)
     print(
         f"WebSockets ({args.rounds} interleaved echo rounds of {args.seconds:g} s; "

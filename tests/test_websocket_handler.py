@@ -446,6 +446,10 @@ def test_decorator_validates_its_arguments() -> None:
         ah.websocket_handler(max_msg_size=0)
     with pytest.raises(ValueError, match="messages must be"):
         ah.websocket_handler(messages="xml")  # type: ignore[call-overload]
+    with pytest.raises(TypeError, match="strict_frames must be True or False"):
+        ah.websocket_handler(strict_frames=1)  # type: ignore[call-overload]
+    with pytest.raises(ValueError, match="'null' is the origin of every sandboxed frame"):
+        ah.websocket_handler(allowed_origins=("null",))
 
     def sync(request: web.Request, ws: ah.ServerWebSocket) -> None:
         pass

@@ -9,12 +9,15 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
+from aiohttp import WSCloseCode, WSMessage, WSMsgType, hdrs, web
 
 from ..config import WebSocketSettings
+from ..errors import OriginNotAllowed
 from ..keys import HELPERS_KEY, WS_SETTINGS_KEY
+from ..origins import check_origin
 from .close import TOO_SLOW, CloseFrame, close_websocket, encode_reason, stale_drain_cancelled
 from .codes import check_close_code, may_send
+from .frames import StrictFrames
 
 if TYPE_CHECKING:
     from ..signals import RequestSignals
@@ -75,15 +78,50 @@ class ServerWebSocket(web.WebSocketResponse):
       hides the reason);
     - echoes the peer's close code, as RFC 6455 suggests, and answers an invalid one
       with 1002;
-    - offers :meth:`messages`, an iterator of text, bytes or parsed JSON.
+    - offers :meth:`messages`, an iterator of text, bytes or parsed JSON;
+    - with ``strict_frames`` (the default), fails the connection on client frames that
+      aiohttp lets through: unmasked or with a non-minimal length (1002), and text that
+      is not UTF-8 as soon as the bad byte arrives (1007); see
+      :mod:`aiohttp_helpers.websocket.frames`.
     """
 
-    def __init__(self, *, messages: MessageKind = "any", **kwargs: Any) -> None:
+    def __init__(
+        self, *, messages: MessageKind = "any", strict_frames: bool = True, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.message_kind: MessageKind = messages
+        self.strict_frames = strict_frames
         self.close_sent: CloseFrame | None = None
         self.close_received: CloseFrame | None = None
         self._first_close: CloseFrame | None = None
+
+    def _post_start(self, request: web.BaseRequest, protocol: str | None, writer: Any) -> None:
+        if not self.strict_frames:
+            super()._post_start(request, protocol, writer)
+            return
+        # aiohttp<3.15: aiohttp's reader becomes the connection's payload parser here and is
+        # fed the bytes that came with the upgrade request. StrictFrames is put in its
+        # place, and those bytes go through it, so every client byte is checked first.
+        handler = request.protocol
+        tail: bytes = getattr(handler, "_message_tail", b"")
+        if tail:
+            handler._message_tail = b""
+        super()._post_start(request, protocol, writer)
+        reader, queue = self._parser, self._reader
+        if (
+            reader is None or queue is None or handler._payload_parser is not reader
+        ):  # pragma: no cover (another aiohttp)
+            # Not the aiohttp this was written for: keep its reader as it is.
+            log.warning("strict WebSocket frame checks are off: unknown aiohttp reader")
+            if tail:
+                handler.data_received(tail)
+            return
+        strict = StrictFrames(reader, queue, check_text=self._decode_text)
+        handler._payload_parser = strict
+        if tail:
+            failed, _ = strict.feed_data(tail)
+            if failed:
+                handler.close()
 
     @property
     def close_code(self) -> int | None:
@@ -240,6 +278,8 @@ def websocket_handler(
     close_timeout: float = ...,
     max_connections: int | None = ...,
     max_connections_per_client: int | None = ...,
+    allowed_origins: tuple[str, ...] | None = ...,
+    strict_frames: bool = ...,
 ) -> Callable[[WSHandler], WrappedHandler]: ...
 
 
@@ -256,6 +296,8 @@ def websocket_handler(
     close_timeout: float = _UNSET,
     max_connections: int | None = _UNSET,
     max_connections_per_client: int | None = _UNSET,
+    allowed_origins: tuple[str, ...] | None = _UNSET,
+    strict_frames: bool = _UNSET,
 ) -> WrappedHandler | Callable[[WSHandler], WrappedHandler]:
     """Turn ``async def handler(request, ws) -> None`` into an aiohttp WebSocket handler.
 
@@ -273,10 +315,14 @@ def websocket_handler(
     any other exception                         1011, logged with its traceback
     the app is stopping                         1001, or 1012 when restarting
     a connection cap is reached                 1013
+    an unmasked frame, a non-minimal length     1002 (``strict_frames``)
     ==========================================  =====================================
 
     Over a cap, or while the app is stopping, the upgrade is accepted and closed at
-    once, because a browser cannot see an HTTP status.
+    once, because a browser cannot see an HTTP status. An ``Origin`` that
+    ``allowed_origins`` does not allow is refused before the upgrade, with 403
+    (:class:`~aiohttp_helpers.OriginNotAllowed`): the page that sent it is not the
+    app's, and must learn nothing.
     """
     overrides = {
         name: value
@@ -290,6 +336,8 @@ def websocket_handler(
             ("close_timeout", close_timeout),
             ("max_connections", max_connections),
             ("max_connections_per_client", max_connections_per_client),
+            ("allowed_origins", allowed_origins),
+            ("strict_frames", strict_frames),
         )
         if value is not _UNSET
     }
@@ -325,8 +373,10 @@ def websocket_handler(
 async def _serve(
     request: web.Request, handler: WSHandler, settings: WebSocketSettings
 ) -> ServerWebSocket:
+    _check_origin(request, settings)
     ws = ServerWebSocket(
         messages=settings.messages,
+        strict_frames=settings.strict_frames,
         timeout=settings.close_timeout,
         receive_timeout=settings.receive_timeout,
         heartbeat=settings.heartbeat,
@@ -376,6 +426,25 @@ async def _serve(
         elif registry is not None:  # pragma: no cover (see GeneratorExit above)
             registry.discard(ws)
     return ws
+
+
+def _check_origin(request: web.Request, settings: WebSocketSettings) -> None:
+    """Refuse, before the upgrade, a request from a page the app does not trust."""
+    try:
+        check_origin(
+            request.headers.getall(hdrs.ORIGIN, []), request.host, settings.allowed_origins
+        )
+    except OriginNotAllowed as exc:
+        log.info(
+            "WebSocket upgrade to %s refused with 403: %s (Origin %r, Host %r)",
+            request.path,
+            exc.why,
+            exc.origin,
+            exc.host,
+        )
+        # An HTTPException too: the package's middleware answers it, or aiohttp itself
+        # on an app without setup(), with the same problem document.
+        raise
 
 
 def _transport_closing(request: web.Request) -> bool:
