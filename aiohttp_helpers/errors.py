@@ -22,7 +22,8 @@
     │   ├── NotMultipart               415  the body is not multipart where multipart is required
     │   ├── UnsupportedEncoding        415  unknown Content-Encoding / Content-Transfer-Encoding
     │   └── TypeNotAllowed             415  a part's type (declared or sniffed) is not allowed
-    └── InsufficientStorage            507  the spool directory is full (ENOSPC)
+    ├── InsufficientStorage            507  the spool directory is full (ENOSPC)
+    └── ServiceUnavailable             503  the server is stopping: retry (``Retry-After``)
 
 Every error keeps what it is about as attributes (``field``, ``limit``) and renders itself
 as an RFC 9457 problem document through :meth:`HelpersError.problem`. The package's one
@@ -48,6 +49,7 @@ __all__ = [
     "PayloadTooLarge",
     "PreambleTooLarge",
     "RequestTimeout",
+    "ServiceUnavailable",
     "TooManyFields",
     "TooManyFiles",
     "TooManyParts",
@@ -293,3 +295,17 @@ class InsufficientStorage(HelpersError):
 
     status = 507
     title = "Insufficient Storage"
+
+
+class ServiceUnavailable(HelpersError):
+    """The server is stopping: the request was cut short or refused, and may be retried.
+
+    Answered with ``Retry-After`` (``retry_after`` seconds) and ``Connection: close``.
+    """
+
+    status = 503
+    title = "Service Unavailable"
+
+    def __init__(self, detail: str, *, retry_after: int = 1) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
