@@ -84,6 +84,8 @@ class InFlight:
 
     def __init__(self) -> None:
         self._entries: set[InFlightRequest] = set()
+        #: Requests ended while their body was still arriving (answered 503).
+        self.cut: list[InFlightRequest] = []
 
     def __len__(self) -> int:
         """How many requests stopping would wait for."""
@@ -128,7 +130,7 @@ class InFlight:
                 hurried.cancel()
                 await asyncio.wait([hurried])
 
-    async def abort(self, grace: float = 1.0) -> int:
+    async def abort(self, grace: float = 1.0, *, why: str = "drain_timeout reached") -> int:
         """End every request still in flight; wait ``grace`` seconds for their answers.
 
         Returns:
@@ -138,13 +140,16 @@ class InFlight:
         for entry in entries:
             entry.aborted = True
             entry.body_pending = not entry.request.content.is_eof()
+            if entry.body_pending:
+                self.cut.append(entry)
             assert entry.task is not None
             entry.task.cancel()
         if entries:
             tasks = [entry.task for entry in entries if entry.task is not None]
             log.warning(
-                "drain_timeout reached: ended %d request(s) still in flight "
+                "%s: ended %d request(s) still in flight "
                 "(503 + Retry-After where the body was still arriving, else connection closed)",
+                why,
                 len(entries),
             )
             await asyncio.wait(tasks, timeout=grace)

@@ -726,7 +726,13 @@ class Lifecycle:
             if not entry.request.content.is_eof():
                 stalled.add(entry)
         if len(stalled):
-            await stalled.abort()
+            await stalled.abort(why="the server stopped reading request bodies")
+        for entry in [*self._in_flight.cut, *stalled.cut]:
+            if not entry.request.content.is_eof():
+                # No byte can arrive any more: end the body, or aiohttp's lingering read
+                # of it (after the 503) holds the shutdown for its whole lingering_time.
+                entry.request.content.feed_eof()
+        self._in_flight.cut.clear()
 
     async def _shutdown_phase(self) -> None:
         self._shutdown_ran = True
