@@ -197,8 +197,6 @@ class Worker(GunicornWebWorker):
 def _lifecycle(app: web.Application) -> Lifecycle | None:
     helpers = app.get(HELPERS_KEY)
     if helpers is None:
-        log.warning(
-            "aiohttp_helpers.setup() was not called on the app: the worker cannot drain it"
-        )
+        log.warning("aiohttp_helpers.setup() was not called on the app: the worker cannot drain it")
         return None
     return helpers.lifecycle

@@ -100,7 +100,11 @@ class InFlight:
     def discard(self, entry: InFlightRequest) -> None:
         self._entries.discard(entry)
 
-    async def wait(self, timeout: float, hurry: asyncio.Event | None = None) -> bool:
+    async def wait(
+        self,
+        timeout: float,  # noqa: ASYNC109 (at the bound the requests are ended, not us)
+        hurry: asyncio.Event | None = None,
+    ) -> bool:
         """Wait until no request is in flight, ``timeout`` seconds at the most.
 
         Requests that arrive meanwhile are waited for too. Returns True when none is left;
@@ -122,9 +126,7 @@ class InFlight:
                     if hurried is None:
                         hurried = loop.create_task(hurry.wait())
                     waiting.add(hurried)
-                await asyncio.wait(
-                    waiting, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
-                )
+                await asyncio.wait(waiting, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
         finally:
             if hurried is not None:
                 hurried.cancel()
@@ -207,4 +209,3 @@ async def mark_started(request: web.Request, response: web.StreamResponse) -> No
     entry = request.get(IN_FLIGHT_KEY)
     if entry is not None:
         entry.started = True
-

@@ -629,7 +629,10 @@ class Lifecycle:
         elif self._state is AppState.DRAINING:
             await self._drained.wait()
 
-    async def finish_requests(self, timeout: float | None = None) -> int:
+    async def finish_requests(
+        self,
+        timeout: float | None = None,  # noqa: ASYNC109 (at the bound the requests end, not us)
+    ) -> int:
         """Wait for the requests in flight, then end those still running; before stopping.
 
         Waits ``timeout`` seconds at the most (default ``drain_timeout``), for requests that

@@ -133,7 +133,10 @@ class StreamRegistry:
         stream = self._streams.get(response)
         return stream is not None and stream.ended
 
-    async def close_all(self, timeout: float | None = None) -> int:
+    async def close_all(
+        self,
+        timeout: float | None = None,  # noqa: ASYNC109 (then the handlers are cancelled)
+    ) -> int:
         """Tell every stream to end; cancel the handlers still running after ``timeout``.
 
         Returns:
@@ -175,7 +178,7 @@ def _registry(request: web.Request) -> StreamRegistry:
 
 
 async def prepare_stream(request: web.Request, response: R) -> R:
-    """Prepare ``response`` as a stream of the request's app (see :meth:`StreamRegistry.prepare`)."""
+    """Prepare ``response`` as a stream of the request's app (:meth:`StreamRegistry.prepare`)."""
     return await _registry(request).prepare(request, response)
 
 
@@ -203,9 +206,7 @@ def _wrap(factory: Callable[[], R], func: StreamHandler[R]) -> _Handler:
 @overload
 def stream_handler(factory: StreamHandler[web.StreamResponse], /) -> _Handler: ...
 @overload
-def stream_handler(
-    factory: Callable[[], R] = ..., /
-) -> Callable[[StreamHandler[R]], _Handler]: ...
+def stream_handler(factory: Callable[[], R] = ..., /) -> Callable[[StreamHandler[R]], _Handler]: ...
 def stream_handler(factory: Any = web.StreamResponse, /) -> Any:
     """Make ``async def handler(request, stream)`` a route handler that streams.
 

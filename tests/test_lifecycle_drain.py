@@ -155,7 +155,8 @@ async def test_sigterm_waits_for_a_slow_upload_that_then_completes_intact(launch
                     readiness.append(resp.status)
                 async with session.get(server.url("/")) as resp:
                     assert resp.status == 200
-                    assert resp.headers["Connection"] == "close"  # draining: move elsewhere
+                    if 503 in readiness:  # draining: keep-alive clients move elsewhere
+                        assert resp.headers["Connection"] == "close"
                     served += 1
             except aiohttp.ClientConnectionError:
                 # Only once the upload is saved may the server stop listening.
@@ -170,7 +171,8 @@ async def test_sigterm_waits_for_a_slow_upload_that_then_completes_intact(launch
         "sha256": hashlib.sha256(payload).hexdigest(),
         "size": len(payload),
     }
-    assert readiness and set(readiness[1:]) == {503}, readiness
+    assert 503 in readiness
+    assert set(readiness[readiness.index(503) :]) == {503}, readiness
     assert served >= 3
     # The server stopped (and stopped reading) only after the upload was saved.
     assert server.time_of("upload-end") < next(
