@@ -7,6 +7,7 @@ gunicorn with SIGTERM/SIGHUP) are in test_lifecycle_drain.py and test_gunicorn_r
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import aiohttp
 import pytest
@@ -43,10 +44,9 @@ def make_app(**options: float) -> tuple[web.Application, ah.Helpers, asyncio.Eve
     return app, helpers, release
 
 
-async def until(predicate: object, within: float = 5.0) -> None:
-    assert callable(predicate)
+async def until(predicate: Callable[[], bool], within: float = 5.0) -> None:
     async with asyncio.timeout(within):
-        while not predicate():
+        while not predicate():  # noqa: ASYNC110 (polls the server's state, not a task)
             await asyncio.sleep(0.01)
 
 
@@ -82,7 +82,7 @@ async def test_finish_requests_waits_for_a_request_that_completes(
 
 
 async def test_a_second_signal_cuts_the_wait_short(aiohttp_client: AiohttpClient) -> None:
-    app, helpers, release = make_app(drain_timeout=30)
+    app, helpers, _ = make_app(drain_timeout=30)
     client = await aiohttp_client(app)
     slow = asyncio.create_task(client.get("/slow"))
     await until(lambda: len(helpers.lifecycle.in_flight) == 1)
