@@ -79,7 +79,7 @@ async def test_streams_are_tracked_and_end_cleanly_when_closed(
     assert await watched.content.readline() == b"watching\n"
     assert len(helpers.streams) == 4
     assert all(isinstance(s, web.StreamResponse) for s in helpers.streams)
-    assert not helpers.streams.closing
+    assert [helpers.streams.closing] == [False]
 
     assert await helpers.streams.close_all(timeout=0.5) == 4
     assert helpers.streams.closing
