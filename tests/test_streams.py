@@ -158,3 +158,38 @@ def test_stream_handler_takes_an_async_function() -> None:
 
     with pytest.raises(TypeError, match="takes an async function"):
         ah.stream_handler(web.StreamResponse)(not_async)  # type: ignore[arg-type]
+
+
+async def test_a_prepared_stream_whose_handler_ignores_the_end_is_cut(
+    aiohttp_client: AiohttpClient,
+) -> None:
+    app = web.Application()
+    helpers = ah.setup(app)
+
+    async def stuck(request: web.Request) -> web.StreamResponse:
+        stream = await ah.prepare_stream(request, web.StreamResponse())
+        await stream.write(b"first\n")
+        await asyncio.Event().wait()
+        raise AssertionError("never reached")
+
+    app.router.add_get("/", stuck)
+    client = await aiohttp_client(app)
+    resp = await client.get("/")
+    assert await resp.content.readline() == b"first\n"
+    await helpers.streams.close_all(timeout=0.1)
+    with pytest.raises(aiohttp.ClientPayloadError):
+        await resp.read()  # no final chunk: the connection was closed
+
+
+async def test_the_lifecycle_example_clock_ends_when_streams_close(
+    aiohttp_client: AiohttpClient,
+) -> None:
+    from examples import lifecycle as example
+
+    app = example.create_app(drain_delay=0)
+    client = await aiohttp_client(app)
+    resp = await client.get("/clock")
+    assert resp.headers["Content-Type"] == "text/event-stream"
+    assert (await resp.content.readline()).startswith(b"data: ")
+    await ah.get_helpers(app).streams.close_all()
+    assert await resp.read() == b"\n"
