@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from .errors import ServiceUnavailable
-from .keys import IN_FLIGHT_KEY
 from .middleware import error_response
 
 if TYPE_CHECKING:
@@ -36,7 +35,7 @@ __all__ = [
     "InFlight",
     "InFlightRequest",
     "make_in_flight_middleware",
-    "mark_started",
+    "make_prepare_receiver",
     "unavailable_response",
 ]
 
@@ -59,7 +58,7 @@ class InFlightRequest:
 
     __slots__ = ("aborted", "body_pending", "long_lived", "request", "started", "task")
 
-    def __init__(self, request: web.Request, task: asyncio.Task[object] | None) -> None:
+    def __init__(self, request: web.Request, task: asyncio.Task[Any]) -> None:
         self.request = request
         self.task = task
         #: The answer's headers went out (``on_response_prepare``): no other answer can.
@@ -83,22 +82,42 @@ class InFlight:
     """The requests one application (and its sub-apps) is handling now."""
 
     def __init__(self) -> None:
-        self._entries: set[InFlightRequest] = set()
+        # By the task that runs the handler: found again from inside it (streams, the
+        # on_response_prepare receiver) without a request key, which costs more per request.
+        # What stopping knows of a request is made only when needed (``_entry``): most
+        # requests never need more than their place in the dict.
+        self._requests: dict[asyncio.Task[Any], web.Request] = {}
+        self._marks: dict[asyncio.Task[Any], InFlightRequest] = {}
         #: Requests ended while their body was still arriving (answered 503).
         self.cut: list[InFlightRequest] = []
 
+    def _entry(self, task: asyncio.Task[Any], request: web.Request) -> InFlightRequest:
+        entry = self._marks.get(task)
+        if entry is None:
+            entry = self._marks[task] = InFlightRequest(request, task)
+        return entry
+
     def __len__(self) -> int:
         """How many requests stopping would wait for."""
-        return sum(1 for entry in self._entries if entry.waited)
+        return sum(1 for _ in self)
 
     def __iter__(self) -> Iterator[InFlightRequest]:
-        return iter([entry for entry in self._entries if entry.waited])
+        entries = [self._entry(task, request) for task, request in self._requests.items()]
+        return iter([entry for entry in entries if entry.waited])
 
     def add(self, entry: InFlightRequest) -> None:
-        self._entries.add(entry)
+        self._requests[entry.task] = entry.request
+        self._marks[entry.task] = entry
 
     def discard(self, entry: InFlightRequest) -> None:
-        self._entries.discard(entry)
+        self._requests.pop(entry.task, None)
+        self._marks.pop(entry.task, None)
+
+    def current(self) -> InFlightRequest | None:
+        """The request the current task is handling, if it is tracked."""
+        task = asyncio.current_task()
+        request = None if task is None else self._requests.get(task)
+        return None if task is None or request is None else self._entry(task, request)
 
     async def wait(
         self,
@@ -115,7 +134,7 @@ class InFlight:
         hurried: asyncio.Task[bool] | None = None
         try:
             while True:
-                tasks = {entry.task for entry in self if entry.task is not None}
+                tasks = {entry.task for entry in self}
                 if not tasks:
                     return True
                 remaining = deadline - loop.time()
@@ -138,16 +157,15 @@ class InFlight:
         Returns:
             how many requests were ended.
         """
-        entries = [entry for entry in self if entry.task is not None and not entry.task.done()]
+        entries = [entry for entry in self if not entry.task.done()]
         for entry in entries:
             entry.aborted = True
             entry.body_pending = not entry.request.content.is_eof()
             if entry.body_pending:
                 self.cut.append(entry)
-            assert entry.task is not None
             entry.task.cancel()
         if entries:
-            tasks = [entry.task for entry in entries if entry.task is not None]
+            tasks = [entry.task for entry in entries]
             log.warning(
                 "%s: ended %d request(s) still in flight "
                 "(503 + Retry-After where the body was still arriving, else connection closed)",
@@ -160,26 +178,29 @@ class InFlight:
 
 def make_in_flight_middleware(lifecycle: Lifecycle) -> Middleware:
     """The middleware ``setup()`` installs after the error middleware: tracks requests."""
+    from .lifecycle import AppState  # lifecycle.py imports this module
+
+    ready = AppState.READY
 
     @web.middleware
     async def aiohttp_helpers_in_flight(
         request: web.Request, handler: Handler
     ) -> web.StreamResponse:
-        if IN_FLIGHT_KEY in request:
+        tracker = (lifecycle._root or lifecycle)._in_flight
+        requests = tracker._requests
+        task = asyncio.current_task()
+        if task is None or task in requests:
             # A sub-app went through setup() too: the outermost one tracks the request.
             return await handler(request)
-        tracker = lifecycle.in_flight
-        task = asyncio.current_task()
-        entry = InFlightRequest(request, task)
-        request[IN_FLIGHT_KEY] = entry
-        tracker.add(entry)
+        requests[task] = request
         try:
             try:
                 response = await handler(request)
             except asyncio.CancelledError:
-                if not entry.aborted or entry.started or not entry.body_pending:
+                entry = tracker._marks.get(task)
+                if entry is None or not entry.aborted or entry.started or not entry.body_pending:
                     raise
-                if task is not None and task.uncancel() > 0:
+                if task.uncancel() > 0:
                     raise  # cancelled by someone else as well: let that through
                 exc = ServiceUnavailable(
                     "the server is stopping and the request body had not fully arrived: "
@@ -192,20 +213,38 @@ def make_in_flight_middleware(lifecycle: Lifecycle) -> Middleware:
                 # Refused while stopping (a stream, say): retry elsewhere or a little later.
                 return unavailable_response(request, exc)
             except web.HTTPException as exc:
-                if not lifecycle.is_ready and not exc.prepared:
+                if lifecycle._state is not ready and not exc.prepared:
                     exc.force_close()
                 raise
-            if not lifecycle.is_ready and not response.prepared:
+            if lifecycle._state is not ready and not response.prepared:
                 response.force_close()
             return response
         finally:
-            tracker.discard(entry)
+            del requests[task]
+            if tracker._marks:
+                tracker._marks.pop(task, None)
 
     return aiohttp_helpers_in_flight
 
 
-async def mark_started(request: web.Request, response: web.StreamResponse) -> None:
-    """``on_response_prepare`` receiver: the request's answer has started."""
-    entry = request.get(IN_FLIGHT_KEY)
-    if entry is not None:
-        entry.started = True
+def make_prepare_receiver(
+    lifecycle: Lifecycle,
+) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
+    """The ``on_response_prepare`` receiver: marks the request's answer as started.
+
+    Only while the app is not READY, when answers may be cut: a request whose answer began
+    before the drain and whose body still arrives at the bound (a streaming echo) is then
+    taken for one not answered yet; its connection is closed either way.
+    """
+    from .lifecycle import AppState  # lifecycle.py imports this module
+
+    ready = AppState.READY
+
+    async def aiohttp_helpers_started(request: web.Request, response: web.StreamResponse) -> None:
+        if lifecycle._state is ready:
+            return
+        entry = lifecycle.in_flight.current()
+        if entry is not None:
+            entry.started = True
+
+    return aiohttp_helpers_started

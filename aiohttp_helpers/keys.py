@@ -9,13 +9,11 @@ from aiohttp import web
 from .config import UploadLimits, WebSocketSettings
 
 if TYPE_CHECKING:
-    from .inflight import InFlightRequest
     from .plugin import Helpers
     from .scope import RequestScope
 
 __all__ = [
     "HELPERS_KEY",
-    "IN_FLIGHT_KEY",
     "REQUEST_SCOPE_KEY",
     "ROUTE_LIMITS_KEY",
     "UPLOAD_LIMITS_KEY",
@@ -32,5 +30,3 @@ WS_SETTINGS_KEY = web.AppKey("aiohttp_helpers.websocket_settings", WebSocketSett
 ROUTE_LIMITS_KEY = web.RequestKey("aiohttp_helpers.route_limits", UploadLimits)
 #: Resources that live as long as one request (spooled files, say).
 REQUEST_SCOPE_KEY: web.RequestKey[RequestScope] = web.RequestKey("aiohttp_helpers.scope")
-#: What stopping knows about a request in flight (set by the package's in-flight middleware).
-IN_FLIGHT_KEY: web.RequestKey[InFlightRequest] = web.RequestKey("aiohttp_helpers.in_flight")

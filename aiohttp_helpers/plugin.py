@@ -8,7 +8,7 @@ from aiohttp import web
 
 from .config import UploadLimits, WebSocketSettings
 from .health import add_health_routes
-from .inflight import make_in_flight_middleware, mark_started
+from .inflight import make_in_flight_middleware, make_prepare_receiver
 from .keys import HELPERS_KEY, UPLOAD_LIMITS_KEY, WS_SETTINGS_KEY
 from .lifecycle import AppState, Lifecycle
 from .middleware import make_middleware
@@ -125,7 +125,7 @@ def setup(
     # Inside the error middleware: requests in flight, which stopping waits for (and ends
     # at drain_timeout), Connection: close while not ready, 503 + Retry-After answers.
     app.middlewares.append(make_in_flight_middleware(helpers.lifecycle))
-    app.on_response_prepare.append(mark_started)
+    app.on_response_prepare.append(make_prepare_receiver(helpers.lifecycle))
     helpers.streams.lifecycle = helpers.lifecycle
 
     async def _freeze_signals(app: web.Application) -> None:

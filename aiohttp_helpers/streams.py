@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from aiohttp import web
 
 from .errors import ServiceUnavailable
-from .keys import HELPERS_KEY, IN_FLIGHT_KEY
+from .keys import HELPERS_KEY
 from .lifecycle import AppState
 
 if TYPE_CHECKING:
@@ -119,7 +119,8 @@ class StreamRegistry:
         task = asyncio.current_task()
         stream = _Stream(request, response, task)
         self._streams[response] = stream
-        entry = request.get(IN_FLIGHT_KEY)
+        lifecycle = self.lifecycle
+        entry = None if lifecycle is None else lifecycle.in_flight.current()
         if entry is not None:
             entry.long_lived = True
         if task is not None:
