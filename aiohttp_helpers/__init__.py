@@ -20,6 +20,7 @@ from .errors import (
     PayloadTooLarge,
     PreambleTooLarge,
     RequestTimeout,
+    ServiceUnavailable,
     TooManyFields,
     TooManyFiles,
     TooManyParts,
@@ -31,6 +32,7 @@ from .errors import (
 from .lifecycle import AppState, HookError, HookOrderError, HookTimeout, Lifecycle, TeardownError
 from .plugin import Helpers, configure, get_helpers, setup
 from .signals import RequestSignals
+from .streams import StreamRegistry, prepare_stream, stream_handler
 from .uploads import (
     BodyPart,
     Form,
@@ -96,6 +98,8 @@ __all__ = [
     "RequestTimeout",
     "Retry",
     "ServerWebSocket",
+    "ServiceUnavailable",
+    "StreamRegistry",
     "TeardownError",
     "TooManyFields",
     "TooManyFiles",
@@ -117,9 +121,11 @@ __all__ = [
     "get_helpers",
     "iter_parts",
     "limits_for",
+    "prepare_stream",
     "read_form",
     "safe_filename",
     "setup",
+    "stream_handler",
     "upload_limits",
     "websocket_handler",
     "ws_connect",

@@ -23,8 +23,9 @@
     │   ├── UnsupportedEncoding        415  unknown Content-Encoding / Content-Transfer-Encoding
     │   └── TypeNotAllowed             415  a part's type (declared or sniffed) is not allowed
     ├── InsufficientStorage            507  the spool directory is full (ENOSPC)
-    └── Forbidden                      403
-        └── OriginNotAllowed           403  a WebSocket upgrade from an Origin not allowed
+    ├── Forbidden                      403
+    │   └── OriginNotAllowed           403  a WebSocket upgrade from an Origin not allowed
+    └── ServiceUnavailable             503  the server is stopping: retry (``Retry-After``)
 
 Every error keeps what it is about as attributes (``field``, ``limit``) and renders itself
 as an RFC 9457 problem document through :meth:`HelpersError.problem`. The package's one
@@ -65,6 +66,7 @@ __all__ = [
     "PayloadTooLarge",
     "PreambleTooLarge",
     "RequestTimeout",
+    "ServiceUnavailable",
     "TooManyFields",
     "TooManyFiles",
     "TooManyParts",
@@ -371,6 +373,20 @@ class OriginNotAllowed(Forbidden):
         self.origin = origin
         self.host = host
         self.why = why
+
+
+class ServiceUnavailable(HelpersError):
+    """The server is stopping: the request was cut short or refused, and may be retried.
+
+    Answered with ``Retry-After`` (``retry_after`` seconds) and ``Connection: close``.
+    """
+
+    status = 503
+    title = "Service Unavailable"
+
+    def __init__(self, detail: str, *, retry_after: int = 1) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
 
 
 HelpersError.status_code = HelpersError.status

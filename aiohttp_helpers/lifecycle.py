@@ -6,11 +6,13 @@ How it plugs into aiohttp (``setup()`` does the wiring):
   and of every sub-app that went through ``setup()``, in one ordered pass, before aiohttp's
   own cleanup contexts and ``on_startup`` receivers. The state is then READY.
 - A receiver put first in ``app.on_shutdown`` drains (state DRAINING, ``drain_delay``
-  seconds), closes WebSockets, then runs the shutdown hooks.
+  seconds), closes WebSockets and ends streams, then runs the shutdown hooks.
 - A receiver put last in ``app.on_cleanup`` runs the cleanup hooks and context exits, then
   sets STOPPED: the package's hooks start first and are torn down last.
 - Under ``web.run_app`` the first SIGTERM or SIGINT no longer stops the listener at once:
-  the app drains while it keeps serving, then stops the way run_app always does.
+  the app drains while it keeps serving, waits (``drain_timeout`` at the most) for the
+  requests in flight, then stops the way run_app always does. The gunicorn worker
+  (``aiohttp_helpers.gunicorn.Worker``) does the same before it stops listening.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Any, Literal, TypeVar, overload
 
 from aiohttp import web, web_runner
 
+from .inflight import InFlight
 from .keys import HELPERS_KEY
 from .signals import SafeSignal
 
@@ -170,22 +173,30 @@ def _subapps(app: web.Application) -> Iterator[tuple[str, web.Application]]:
 
 
 def _graceful_exit() -> None:
+    # What aiohttp's runner does on SIGINT/SIGTERM when it handles signals (run_app's
+    # default), through the public exception.
     raise web.GracefulExit()
 
 
 def _run_app_exit(loop: asyncio.AbstractEventLoop, sig: signal.Signals) -> _Exit | None:
-    """The handler ``web.run_app`` installed for ``sig`` on ``loop``, if it did.
+    """The exit to take over from ``web.run_app`` for ``sig`` on ``loop``, if it handles it.
 
-    asyncio keeps no public record of a loop's signal handlers, and aiohttp 3.14's runner
-    installs ``web_runner._raise_graceful_exit`` when ``handle_signals`` is true (run_app's
-    default): both are private, so this looks, and answers None when it cannot tell.
+    Answers None when the loop's handler for ``sig`` is not aiohttp's runner's (or when it
+    cannot tell): the package then leaves the signal alone.
     """
+    # aiohttp<3.15: no public way tells whether a runner handles signals (the runner is not
+    # reachable from the app and its ``_handle_signals`` is private), and asyncio (3.11 to
+    # 3.14) keeps no public record of a loop's signal callbacks, only whether there is one
+    # (``remove_signal_handler()``'s answer, which loses it). So this reads the loop's
+    # ``_signal_handlers`` and compares with aiohttp's ``_raise_graceful_exit``; if either
+    # name goes away the answer is None and run_app's own handling is left in place. The
+    # exit itself is the public ``web.GracefulExit``, raised the way aiohttp does.
     raise_exit: object = getattr(web_runner, "_raise_graceful_exit", None)
     handle = getattr(loop, "_signal_handlers", {}).get(sig)
     callback: object = getattr(handle, "_callback", None)
-    if callback is None or callback is not raise_exit or not callable(callback):
+    if raise_exit is None or callback is not raise_exit:
         return None
-    return callback, tuple(getattr(handle, "_args", None) or ())
+    return _graceful_exit, ()
 
 
 def _open_context(hook: _Hook) -> AbstractAsyncContextManager[Any]:
@@ -218,10 +229,14 @@ class Lifecycle:
     an app it is mounted in.
     """
 
-    def __init__(self, app: web.Application, *, drain_delay: float = 0.0) -> None:
+    def __init__(
+        self, app: web.Application, *, drain_delay: float = 0.0, drain_timeout: float = 30.0
+    ) -> None:
         self.app = app
         #: Seconds to keep serving, with readiness at 503, before stopping.
         self.drain_delay = drain_delay
+        #: Seconds, after the drain, to wait for the requests in flight before stopping.
+        self.drain_timeout = drain_timeout
         #: True when the process stops to restart (a reload): WebSockets then close with 1012.
         self.restarting = False
         #: Whether the first SIGINT/SIGTERM drains before stopping. ``None`` (the default):
@@ -249,6 +264,17 @@ class Lifecycle:
         self._guard_task: asyncio.Task[None] | None = None
         self._signal_exits: dict[signal.Signals, _Exit] = {}
         self._own_signals: set[signal.Signals] = set()
+        self._in_flight = InFlight()
+
+    @property
+    def in_flight(self) -> InFlight:
+        """The requests the application (with its sub-apps) is handling now."""
+        return (self._root or self)._in_flight
+
+    @property
+    def is_ready(self) -> bool:
+        """Whether the state is READY (new connections are welcome)."""
+        return self._state is AppState.READY
 
     @property
     def state(self) -> AppState:
@@ -603,6 +629,35 @@ class Lifecycle:
         elif self._state is AppState.DRAINING:
             await self._drained.wait()
 
+    async def finish_requests(
+        self,
+        timeout: float | None = None,  # noqa: ASYNC109 (at the bound the requests end, not us)
+    ) -> int:
+        """Wait for the requests in flight, then end those still running; before stopping.
+
+        Waits ``timeout`` seconds at the most (default ``drain_timeout``), for requests that
+        arrive meanwhile too. WebSocket upgrades and registered streams are not waited for.
+        At the bound a request whose body is still arriving is answered 503 with
+        ``Retry-After``; any other has its connection closed. A second SIGTERM/SIGINT cuts
+        the wait short. Call it while the server still listens (the signal takeover and
+        the gunicorn worker do, after :meth:`drain`): once aiohttp's runner starts its
+        cleanup it reads no more request bodies.
+
+        Returns:
+            how many requests were ended at the bound.
+        """
+        if timeout is not None and _seconds("timeout", timeout) < 0:
+            raise ValueError(f"timeout must not be negative, got {timeout!r}")
+        root = self._root or self
+        wait = root.drain_timeout if timeout is None else timeout
+        in_flight = root._in_flight
+        count = len(in_flight)
+        if count:
+            log.info("waiting %g s at the most for %d request(s) in flight", wait, count)
+        if await in_flight.wait(wait, root._hurry):
+            return 0
+        return await in_flight.abort()
+
     def _take_over_signals(self) -> None:
         if self.handle_signals is False:
             return
@@ -647,6 +702,8 @@ class Lifecycle:
     async def _drain_then_exit(self, sig: signal.Signals) -> None:
         await self.drain()
         if not self._shutdown_ran:
+            await self.finish_requests()
+        if not self._shutdown_ran:
             # Exactly what run_app's own handler would have done on the signal.
             callback, args = self._signal_exits.get(sig, (_graceful_exit, ()))
             asyncio.get_running_loop().call_soon(callback, *args)
@@ -660,7 +717,25 @@ class Lifecycle:
         self._shutdown_ran = True
         await self.drain()
         await self._stop_task(self._exit_task)
+        await self._end_stalled_uploads()
         await self._shutdown_phase()
+
+    async def _end_stalled_uploads(self) -> None:
+        # Here aiohttp's runner has already called pre_shutdown(): its connections drop every
+        # body byte that arrives, so an upload still arriving could only wait out its
+        # idle_timeout (408). End those now (503 + Retry-After), let the others finish.
+        stalled = InFlight()
+        for entry in self._in_flight:
+            if not entry.request.content.is_eof():
+                stalled.add(entry)
+        if len(stalled):
+            await stalled.abort(why="the server stopped reading request bodies")
+        for entry in [*self._in_flight.cut, *stalled.cut]:
+            if not entry.request.content.is_eof():
+                # No byte can arrive any more: end the body, or aiohttp's lingering read
+                # of it (after the 503) holds the shutdown for its whole lingering_time.
+                entry.request.content.feed_eof()
+        self._in_flight.cut.clear()
 
     async def _shutdown_phase(self) -> None:
         self._shutdown_ran = True
@@ -669,14 +744,15 @@ class Lifecycle:
         self._errors += await self._teardown(_SHUTDOWN_KINDS, "shutdown")
 
     async def _close_websockets(self) -> list[HookError]:
-        """Step 3 of stopping: every registry (issue 4) closes its sockets with 1001/1012."""
+        """Step 3 of stopping: WebSockets close with 1001/1012, streams end, concurrently."""
         hooks: list[tuple[_Hook, Callable[[], Awaitable[Any]]]] = []
         for lifecycle in self._tree:
-            registry = getattr(lifecycle.app.get(HELPERS_KEY), "websockets", None)
-            shutdown = getattr(registry, "shutdown", None)
-            if callable(shutdown):
-                hook = _Hook("shutdown", "websockets", shutdown, (), None, lifecycle, -1)
-                hooks.append((hook, shutdown))
+            helpers = lifecycle.app.get(HELPERS_KEY)
+            for name in ("websockets", "streams"):
+                shutdown = getattr(getattr(helpers, name, None), "shutdown", None)
+                if callable(shutdown):
+                    hook = _Hook("shutdown", name, shutdown, (), None, lifecycle, -1)
+                    hooks.append((hook, shutdown))
         results = await asyncio.gather(
             *(self._run(hook, "shutdown", close) for hook, close in hooks),
             return_exceptions=True,

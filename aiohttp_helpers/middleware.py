@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from .errors import HelpersError
+from .errors import HelpersError, ServiceUnavailable
 from .keys import REQUEST_SCOPE_KEY
 from .scope import RequestScope
 
@@ -79,6 +79,10 @@ def fill_error_response(
     headers["Cache-Control"] = "no-store"
     if exc.status in (408, 413):
         # The rest of the body was not read: the connection cannot be reused.
+        headers["Connection"] = "close"
+    if isinstance(exc, ServiceUnavailable):
+        # The server is stopping: come back (elsewhere) in a moment, on a new connection.
+        headers["Retry-After"] = str(exc.retry_after)
         headers["Connection"] = "close"
     if prefers_text(request):
         headers["Content-Type"] = "text/plain; charset=utf-8"

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from .config import UploadLimits, WebSocketSettings
 from .expect import install_expect_handlers
 from .health import add_health_routes
+from .inflight import make_in_flight_middleware, make_prepare_receiver
 from .keys import HELPERS_KEY, UPLOAD_LIMITS_KEY, WS_SETTINGS_KEY
 from .lifecycle import AppState, Lifecycle
 from .middleware import make_middleware
 from .signals import RequestSignals
+from .streams import StreamRegistry
 from .websocket.registry import WebSocketRegistry
 
 __all__ = ["Helpers", "configure", "get_helpers", "setup"]
@@ -30,6 +32,9 @@ class Helpers:
     websockets: WebSocketRegistry
     health: str | None = None
     drain_delay: float = 0.0
+    #: Long-lived HTTP responses (server-sent events): refused while draining, ended on stop.
+    streams: StreamRegistry = field(default_factory=StreamRegistry)
+    drain_timeout: float = 30.0
 
     @property
     def state(self) -> AppState:
@@ -55,6 +60,7 @@ def setup(
     health: str | None = None,
     drain_delay: float = 0.0,
     strict_signals: bool = False,
+    drain_timeout: float = 30.0,
 ) -> Helpers:
     """Install the package on ``app`` and return its :class:`Helpers` handle.
 
@@ -65,6 +71,9 @@ def setup(
         websockets: WebSocket settings, inherited the same way.
         health: a path prefix under which ``/live`` and ``/ready`` answer, or ``None``.
         drain_delay: seconds to keep serving, with readiness at 503, before shutting down.
+        drain_timeout: seconds, after the drain, to wait for the requests in flight (uploads
+            still arriving) before the server stops reading; those still running then are
+            ended (503 with ``Retry-After`` while their body arrives, else closed).
         strict_signals: re-raise a failing signal receiver's error (for tests).
 
     Raises:
@@ -89,6 +98,10 @@ def setup(
         raise TypeError("drain_delay must be a number of seconds")
     if drain_delay < 0:
         raise ValueError(f"drain_delay must not be negative, got {drain_delay!r}")
+    if isinstance(drain_timeout, bool) or not isinstance(drain_timeout, int | float):
+        raise TypeError("drain_timeout must be a number of seconds")
+    if drain_timeout < 0:
+        raise ValueError(f"drain_timeout must not be negative, got {drain_timeout!r}")
 
     if limits is not None:
         app[UPLOAD_LIMITS_KEY] = limits
@@ -100,13 +113,21 @@ def setup(
         limits=limits or UploadLimits(),
         websocket_settings=websockets or WebSocketSettings(),
         signals=signals,
-        lifecycle=Lifecycle(app, drain_delay=float(drain_delay)),
+        lifecycle=Lifecycle(
+            app, drain_delay=float(drain_delay), drain_timeout=float(drain_timeout)
+        ),
         websockets=WebSocketRegistry(websockets),
         health=health,
         drain_delay=float(drain_delay),
+        drain_timeout=float(drain_timeout),
     )
     app[HELPERS_KEY] = helpers
     app.middlewares.append(make_middleware(signals))
+    # Inside the error middleware: requests in flight, which stopping waits for (and ends
+    # at drain_timeout), Connection: close while not ready, 503 + Retry-After answers.
+    app.middlewares.append(make_in_flight_middleware(helpers.lifecycle))
+    app.on_response_prepare.append(make_prepare_receiver(helpers.lifecycle))
+    helpers.streams.lifecycle = helpers.lifecycle
 
     async def _freeze_signals(app: web.Application) -> None:
         signals.freeze()

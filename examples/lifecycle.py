@@ -3,14 +3,19 @@
 Run ``python examples/lifecycle.py --drain 5``, then in another terminal
 ``curl -i http://127.0.0.1:8082/health/ready`` and send the server SIGTERM (or press
 Ctrl+C): for five seconds /health/ready answers 503 while / still answers, then the
-shutdown hooks run and the resources close, newest first.
+requests in flight finish (``drain_timeout`` at the most), ``/clock`` streams end, the
+shutdown hooks run and the resources close, newest first. ``curl -N
+http://127.0.0.1:8082/clock`` is a server-sent events stream: refused with 503 while
+the server drains, ended cleanly when it stops.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 
@@ -60,11 +65,28 @@ async def stats(request: web.Request) -> web.Response:
     )
 
 
-def create_app(*, drain_delay: float = 5.0) -> web.Application:
+def event_stream() -> web.StreamResponse:
+    """The response ``/clock`` streams: headers set here, before they are sent."""
+    return web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+
+
+@ah.stream_handler(event_stream)
+async def clock(request: web.Request, stream: web.StreamResponse) -> None:
+    """Server-sent events, one a second, until the client leaves or the server stops."""
+    streams = ah.get_helpers(request.app).streams
+    while not streams.closing:
+        await stream.write(f"data: {time.strftime('%H:%M:%S')}\n\n".encode())
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1):
+                await streams.wait_closing()
+
+
+def create_app(*, drain_delay: float = 5.0, drain_timeout: float = 20.0) -> web.Application:
     app = web.Application()
     # /health/live and /health/ready for the orchestrator; drain_delay should be a little
-    # longer than the load balancer's readiness period times its failure threshold.
-    helpers = ah.setup(app, health="/health", drain_delay=drain_delay)
+    # longer than the load balancer's readiness period times its failure threshold, and
+    # drain_timeout as long as the slowest upload you are willing to wait for.
+    helpers = ah.setup(app, health="/health", drain_delay=drain_delay, drain_timeout=drain_timeout)
     lifecycle = helpers.lifecycle
     app[STATUSES] = Counter()
 
@@ -92,6 +114,7 @@ def create_app(*, drain_delay: float = 5.0) -> web.Application:
     helpers.signals.on_request_end.append(count)
     app.router.add_get("/", index)
     app.router.add_get("/stats", stats)
+    app.router.add_get("/clock", clock)
     return app
 
 

@@ -1,9 +1,11 @@
 """The gunicorn example's app, plus what the gunicorn tests observe from outside.
 
-Served as ``tests.gunicorn_app:create_app()`` with ``-c python:examples.gunicorn_app``. Each
-worker appends ``startup PID`` and ``cleanup PID`` to the file named by ``AH_TEST_EVENTS``
-from its lifecycle hooks, and ``/ws/whoami`` is a socket that says ``worker PID``, joins the
-demo chat's group and then only listens.
+Served as ``tests.gunicorn_app:create_app()`` with ``-c python:examples.gunicorn_app``, or as
+``tests.gunicorn_app:create_app`` with ``-k aiohttp_helpers.gunicorn.Worker``. Each worker
+appends ``startup PID`` and ``cleanup PID`` to the file named by ``AH_TEST_EVENTS`` from its
+lifecycle hooks, ``/ws/whoami`` is a socket that says ``worker PID``, joins the demo chat's
+group and then only listens, and ``GET /pid`` answers the worker's PID. ``AH_DRAIN_DELAY``
+sets the app's ``drain_delay``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ def _record(event: str) -> None:
 def create_app() -> web.Application:
     app = gunicorn_app.create_app()
     helpers = ah.get_helpers(app)
+    helpers.lifecycle.drain_delay = float(os.environ.get("AH_DRAIN_DELAY", "0"))
 
     @helpers.lifecycle.on_startup(name="test-startup")
     async def started(app: web.Application) -> None:
@@ -42,5 +45,9 @@ def create_app() -> web.Application:
         async for _ in ws.messages():
             pass
 
+    async def pid(request: web.Request) -> web.Response:
+        return web.Response(text=str(os.getpid()))
+
     app.router.add_get("/ws/whoami", whoami)
+    app.router.add_get("/pid", pid)
     return app
