@@ -7,6 +7,7 @@ from .errors import (
     BadRequest,
     BodyTooLarge,
     DecodedTooLarge,
+    FieldsMemoryExceeded,
     FieldTooLarge,
     FileTooLarge,
     HeadersTooLarge,
@@ -25,6 +26,7 @@ from .errors import (
     UnsupportedEncoding,
     UnsupportedMediaType,
     UploadIdleTimeout,
+    UploadTooSlow,
 )
 from .lifecycle import AppState, HookError, HookOrderError, HookTimeout, Lifecycle, TeardownError
 from .plugin import Helpers, configure, get_helpers, setup
@@ -68,6 +70,7 @@ __all__ = [
     "CloseFrame",
     "DecodedTooLarge",
     "FieldTooLarge",
+    "FieldsMemoryExceeded",
     "FileTooLarge",
     "Form",
     "HeadersTooLarge",
@@ -101,6 +104,7 @@ __all__ = [
     "UnsupportedMediaType",
     "UploadIdleTimeout",
     "UploadLimits",
+    "UploadTooSlow",
     "UploadedFile",
     "WSClose",
     "WSReconnector",

@@ -568,7 +568,8 @@ CORPUS: list[Case] = [
     ),
     Case(
         "charset-undefined",
-        "a text field in Python's 'undefined' codec, which fails on any input",
+        "a text field in Python's 'undefined' codec, which fails on any input: not a form "
+        "charset (WHATWG Encoding Standard), refused before any lookup",
         lambda: (
             part(
                 'Content-Disposition: form-data; name="a"',
@@ -577,13 +578,13 @@ CORPUS: list[Case] = [
             )
             + close()
         ),
-        400,
-        "malformed-multipart",
+        415,
+        "unsupported-encoding",
         routes=("read_form",),
     ),
     Case(
         "charset-idna",
-        "a text field in the idna codec, with a label it cannot decode",
+        "a text field in the idna codec, with a label it cannot decode: not a form charset",
         lambda: (
             part(
                 'Content-Disposition: form-data; name="a"',
@@ -592,8 +593,8 @@ CORPUS: list[Case] = [
             )
             + close()
         ),
-        400,
-        "malformed-multipart",
+        415,
+        "unsupported-encoding",
         routes=("read_form",),
     ),
     Case(
@@ -612,10 +613,11 @@ CORPUS: list[Case] = [
     ),
     Case(
         "urlencoded-charset-idna",
-        "a urlencoded form in the idna codec with a percent-escape it cannot decode",
+        "a urlencoded form in the idna codec with a percent-escape it cannot decode: not a "
+        "form charset",
         lambda: b"a=%FF%FE",
-        400,
-        "malformed-multipart",
+        415,
+        "unsupported-encoding",
         content_type="application/x-www-form-urlencoded; charset=idna",
         routes=("read_form",),
     ),

@@ -7,33 +7,33 @@ import json
 import os
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
 
 from aiohttp import ClientResponse, web
 from multidict import CIMultiDictProxy
 
 from ..config import UploadLimits
 from ..errors import InsufficientStorage, MalformedMultipart
-from .decoding import check_charset
+from .charsets import charset_codec, decode_charset
 from .filenames import safe_filename
 from .files import Spool, no_room, place_file, write_atomic
 from .limits import limits_for
 from .reader import Level, PartStream, open_body
+from .urlencoded import parse_urlencoded
 
 __all__ = ["BodyPart", "PartIterator", "decode_text", "iter_parts"]
 
 
 def decode_text(data: bytes, charset: str, field: str | None) -> str:
-    """``data`` decoded with ``charset``; 400 when it is not text in it, 415 if unknown."""
+    """``data`` decoded with ``charset``; 400 when it is not text in it, 415 if not a form charset.
+
+    ``charset`` is a label of the WHATWG Encoding Standard (see :mod:`.charsets`).
+    """
+    codec = charset_codec(charset, field)
     try:
-        if charset == "utf-8":
-            return data.decode()
-        return data.decode(check_charset(charset, field))
+        return decode_charset(data, codec)
     except UnicodeError:
-        # UnicodeError, not just UnicodeDecodeError: codecs such as idna, punycode and
-        # undefined raise the base class for bytes they cannot decode.
         raise MalformedMultipart(
-            f"field {field!r} is not valid {charset} text", field=field
+            f"field {field!r} is not valid {charset[:40]} text", field=field
         ) from None
 
 
@@ -154,7 +154,8 @@ class BodyPart:
         text = decode_text(await self.read(), encoding or self.get_charset(), self.name)
         level = self._stream.level
         if self.name == "_charset_" and level.subtype == "form-data":
-            level.charset = check_charset(text, self.name)
+            charset_codec(text, self.name)
+            level.charset = text
         return text
 
     async def json(self, *, encoding: str | None = None) -> Any:
@@ -170,27 +171,17 @@ class BodyPart:
             ) from None
 
     async def form(self, *, encoding: str | None = None) -> list[tuple[str, str]]:
-        """The part parsed as ``application/x-www-form-urlencoded`` pairs."""
+        """The part parsed as ``application/x-www-form-urlencoded`` pairs.
+
+        The form's limits apply to the pairs: more than ``max_fields`` is 413
+        ``too-many-fields``, as for a whole urlencoded body.
+        """
         charset = encoding or self.get_charset()
-        text = decode_text(await self.read(), charset, self.name)
-        try:
-            return parse_qsl(
-                text.rstrip(),
-                keep_blank_values=True,
-                encoding=check_charset(charset, self.name),
-                errors="strict",
-                max_num_fields=self._stream.level.limits.max_fields,
-            )
-        except UnicodeError:  # a ValueError too: caught first
-            raise MalformedMultipart(
-                f"field {self.name!r} is not valid {charset} text", field=self.name
-            ) from None
-        except ValueError:
-            raise MalformedMultipart(
-                f"field {self.name!r} has more than "
-                f"{self._stream.level.limits.max_fields} form fields",
-                field=self.name,
-            ) from None
+        charset_codec(charset, self.name)
+        level = self._stream.level
+        return await parse_urlencoded(
+            await self.read(), charset, level.limits, field=self.name, turn=level.counts
+        )
 
     async def release(self) -> None:
         """Skip the rest of the part."""
