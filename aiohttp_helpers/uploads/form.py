@@ -175,6 +175,8 @@ class _FormReader:
             elif part.is_file:
                 await self.read_file(level, part, head, name)
             else:
+                if head.charset is not None:
+                    check_charset(head.charset, name)  # 415 before the body is read
                 whole = parser.read_whole() if part.plain else None
                 if whole is not None:
                     part.take_whole(whole)

@@ -165,10 +165,11 @@ class _Watchdog:
             self._handle = None
 
 
-#: Decoded pieces shorter than this are joined with the next ones before a part hands them on.
+#: Pieces shorter than this are joined with the next ones: a read gathers what is already
+#: buffered behind a small chunk, and a part joins its small pieces before handing them
+#: on, so that a body sent in tiny pieces is handled and stored in pieces of a useful size.
 _SMALL = 8 * 1024
-#: Bytes already buffered that one read gathers behind a small chunk, so that a body
-#: sent in tiny pieces is handled (and stored) in pieces of a useful size.
+#: Decoder output gathered behind a small piece before it is handed on.
 _GATHER = 64 * 1024
 
 
@@ -201,8 +202,10 @@ class BodySource(Source):
                 # (b"", True) marks the end of an HTTP chunk; (b"", False) the end of the body.
                 if data or not end_of_chunk or content.at_eof():
                     break
-            if data and len(data) < _GATHER:
-                more = content.read_nowait(_GATHER - len(data))
+            if data and len(data) < _SMALL:
+                # Bounded in bytes, and so in time too: aiohttp takes a few microseconds
+                # for each HTTP chunk it hands over, however small.
+                more = content.read_nowait(_SMALL - len(data))
                 if more:
                     data += more
         except RequestTimeout:
