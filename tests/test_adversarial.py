@@ -19,6 +19,7 @@ import gzip
 import hashlib
 import json
 import logging
+import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from yarl import URL
 
 import aiohttp_helpers as ah
+from aiohttp_helpers.keys import UPLOAD_LIMITS_KEY
 
 from .conftest import Serve
 from .test_uploads_support import listing, open_files
@@ -914,7 +916,7 @@ CORPUS: list[Case] = [
     ),
     *[
         Case(
-            f"charset-{label}",
+            "charset-" + re.sub("[^A-Za-z0-9_-]", "-", label),
             f"a text field in {label}: {why}; not a charset browsers submit forms in (WHATWG "
             "Encoding Standard), refused before it decodes anything",
             functools.partial(_charset_part, label, data),
@@ -1080,7 +1082,9 @@ async def _walk(parts: ah.PartIterator, seen: dict[str, Any]) -> None:
             )
 
 
-def corpus_app(limits: ah.UploadLimits, dest: Path) -> web.Application:
+def corpus_routes(app: web.Application, dest: Path) -> None:
+    """``POST /read_form`` and ``POST /iter_parts``: what a careful upload handler does."""
+
     async def read_form(request: web.Request) -> web.Response:
         async with await ah.read_form(request) as form:
             files = []
@@ -1101,14 +1105,33 @@ def corpus_app(limits: ah.UploadLimits, dest: Path) -> web.Application:
         await _walk(ah.iter_parts(request), seen)
         return web.json_response(seen)
 
-    async def ping(request: web.Request) -> web.Response:
-        return web.Response(text="pong")
-
-    app = web.Application()
-    ah.setup(app, limits=limits)
     app.router.add_post("/read_form", read_form)
     app.router.add_post("/iter_parts", iter_parts)
-    app.router.add_get("/ping", ping)
+
+
+async def _ping(request: web.Request) -> web.Response:
+    return web.Response(text="pong")
+
+
+def corpus_app(limits: ah.UploadLimits, dest: Path) -> web.Application:
+    app = web.Application()
+    ah.setup(app, limits=limits)
+    corpus_routes(app, dest)
+    app.router.add_get("/ping", _ping)
+    return app
+
+
+def corpus_server_app(spool: Path, dest: Path) -> web.Application:
+    """Every case of the corpus at ``/<case id>/<route>``, with its own limits (a sub-app
+    each), plus ``/ping`` and ``/health/live``: the server the child process runs."""
+    app = web.Application()
+    ah.setup(app, limits=LIMITS.replace(tmp_dir=spool), health="/health")
+    app.router.add_get("/ping", _ping)
+    for case in CORPUS:
+        sub = web.Application()
+        sub[UPLOAD_LIMITS_KEY] = LIMITS.replace(tmp_dir=spool, **case.limits)
+        corpus_routes(sub, dest)
+        app.add_subapp(f"/{case.id}/", sub)
     return app
 
 

@@ -23,6 +23,12 @@ __all__ = ["parse_urlencoded"]
 _SLICE: Final = 32 * 1024
 
 
+def _unescape_small(raw: bytes) -> bytes:
+    if b"+" in raw:
+        raw = raw.replace(b"+", b" ")
+    return unquote_to_bytes(raw) if b"%" in raw else raw
+
+
 async def _unescape(raw: bytes, turn: Counts) -> bytes:
     """``raw`` with ``+`` as a space and ``%XX`` escapes undone, a bounded slice at a time."""
     if b"+" in raw:
@@ -88,8 +94,12 @@ async def parse_urlencoded(
         if len(pairs) >= max_fields:
             raise TooManyFields(max_fields, field)
         raw_name, _, raw_value = piece.partition(b"=")
-        name_bytes = await _unescape(raw_name, turn)
-        value_bytes = await _unescape(raw_value, turn)
+        if len(piece) <= _SLICE:
+            name_bytes = _unescape_small(raw_name)
+            value_bytes = _unescape_small(raw_value)
+        else:
+            name_bytes = await _unescape(raw_name, turn)
+            value_bytes = await _unescape(raw_value, turn)
         try:
             name = decode_charset(name_bytes, codec)
             value = decode_charset(value_bytes, codec)
@@ -104,6 +114,6 @@ async def parse_urlencoded(
         if held > budget:
             raise FieldsMemoryExceeded(budget, name)
         pairs.append((name, value))
-        if turn.turn_due():
+        if len(pairs) & 255 == 0 and turn.turn_due():
             await turn.take_turn()
     return pairs
