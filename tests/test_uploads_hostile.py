@@ -516,3 +516,38 @@ async def test_gzip_members_in_one_piece_are_batched() -> None:
     assert b"".join(out) == b"ab" * 20_000
     # 20,000 members, a few dozen outputs: batched by steps, not one per member.
     assert len(out) <= 20_000 // 256 + 2
+
+
+async def test_application_chosen_encoding_is_any_text_codec(
+    aiohttp_client: AiohttpClient,
+) -> None:
+    # The allowlist is for what the client says; an encoding= the handler passes is its own.
+    async def handler(request: web.Request) -> web.Response:
+        out = []
+        async for part in ah.iter_parts(request):
+            if part.name == "t":
+                out.append(await part.text(encoding="utf-16-le"))
+            elif part.name == "q":
+                out.append(repr(await part.form(encoding="latin-1")))
+            else:
+                with pytest.raises(ValueError, match="is not a text encoding"):
+                    await part.text(encoding="rot13")
+                with pytest.raises(ValueError, match="unknown encoding"):
+                    await part.form(encoding="klingon")
+        return web.json_response(out)
+
+    app = web.Application()
+    ah.setup(app)
+    app.router.add_post("/", handler)
+    client = await aiohttp_client(app)
+    body = (
+        b'--Bq\r\nContent-Disposition: form-data; name="t"\r\n\r\n'
+        + "hé".encode("utf-16-le")
+        + b'\r\n--Bq\r\nContent-Disposition: form-data; name="q"\r\n\r\na=%E9'
+        + b'\r\n--Bq\r\nContent-Disposition: form-data; name="r"\r\n\r\nx\r\n--Bq--\r\n'
+    )
+    resp = await client.post(
+        "/", data=body, headers={"Content-Type": "multipart/form-data; boundary=Bq"}
+    )
+    assert resp.status == 200, await resp.text()
+    assert await resp.json() == ["hé", "[('a', 'é')]"]

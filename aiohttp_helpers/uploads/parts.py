@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import codecs
 import json
 import os
 from pathlib import Path
@@ -23,18 +24,30 @@ from .urlencoded import parse_urlencoded
 __all__ = ["BodyPart", "PartIterator", "decode_text", "iter_parts"]
 
 
-def decode_text(data: bytes, charset: str, field: str | None) -> str:
+def decode_text(data: bytes, charset: str, field: str | None, *, trusted: bool = False) -> str:
     """``data`` decoded with ``charset``; 400 when it is not text in it, 415 if not a form charset.
 
-    ``charset`` is a label of the WHATWG Encoding Standard (see :mod:`.charsets`).
+    ``charset`` is a label of the WHATWG Encoding Standard (see :mod:`.charsets`), unless
+    ``trusted``: an ``encoding=`` the application chose is any Python text codec.
     """
-    codec = charset_codec(charset, field)
+    codec = _trusted_codec(charset) if trusted else charset_codec(charset, field)
     try:
         return decode_charset(data, codec)
     except UnicodeError:
         raise MalformedMultipart(
             f"field {field!r} is not valid {charset[:40]} text", field=field
         ) from None
+
+
+def _trusted_codec(encoding: str) -> str:
+    """The codec of an ``encoding=`` argument: the application's choice, checked as such."""
+    try:
+        info = codecs.lookup(encoding)
+    except LookupError:
+        raise ValueError(f"unknown encoding {encoding!r}") from None
+    if not getattr(info, "_is_text_encoding", True):
+        raise ValueError(f"{encoding!r} is not a text encoding")
+    return info.name
 
 
 class BodyPart:
@@ -147,11 +160,17 @@ class BodyPart:
         return b"".join(chunks)
 
     async def text(self, *, encoding: str | None = None) -> str:
-        """The part decoded as text (see :meth:`get_charset`).
+        """The part decoded as text (see :meth:`get_charset`), or as ``encoding`` says.
+
+        ``encoding`` is the application's choice: any Python text codec (``ValueError`` for
+        one that is not); the client's charset must be one browsers submit forms in.
 
         The text of a form's ``_charset_`` field becomes the charset of the fields after it.
         """
-        text = decode_text(await self.read(), encoding or self.get_charset(), self.name)
+        if encoding is not None:
+            text = decode_text(await self.read(), encoding, self.name, trusted=True)
+        else:
+            text = decode_text(await self.read(), self.get_charset(), self.name)
         level = self._stream.level
         if self.name == "_charset_" and level.subtype == "form-data":
             charset_codec(text, self.name)
@@ -176,11 +195,13 @@ class BodyPart:
         The form's limits apply to the pairs: more than ``max_fields`` is 413
         ``too-many-fields``, as for a whole urlencoded body.
         """
-        charset = encoding or self.get_charset()
-        charset_codec(charset, self.name)
         level = self._stream.level
+        if encoding is not None:
+            codec = _trusted_codec(encoding)
+        else:
+            codec = charset_codec(self.get_charset(), self.name)
         return await parse_urlencoded(
-            await self.read(), charset, level.limits, field=self.name, turn=level.counts
+            await self.read(), codec, level.limits, field=self.name, turn=level.counts, codec=True
         )
 
     async def release(self) -> None:

@@ -59,8 +59,12 @@ async def parse_urlencoded(
     *,
     field: str | None = None,
     turn: Counts | None = None,
+    codec: bool = False,
 ) -> list[tuple[str, str]]:
     """The ``(name, value)`` pairs of ``data``, decoded with ``charset``.
+
+    ``charset`` is a form charset label, or (``codec=True``) a Python codec the caller has
+    already chosen or checked.
 
     Raises:
         UnsupportedEncoding: ``charset`` is not a form charset (415).
@@ -69,7 +73,7 @@ async def parse_urlencoded(
         FieldsMemoryExceeded: the values together over ``max_fields_memory`` (413).
         MalformedMultipart: a name or value that is not text in ``charset`` (400).
     """
-    codec = charset_codec(charset, field)
+    python_codec = charset if codec else charset_codec(charset, field)
     if turn is None:
         turn = Counts()
     await turn.take_turn()
@@ -101,8 +105,8 @@ async def parse_urlencoded(
             name_bytes = await _unescape(raw_name, turn)
             value_bytes = await _unescape(raw_value, turn)
         try:
-            name = decode_charset(name_bytes, codec)
-            value = decode_charset(value_bytes, codec)
+            name = decode_charset(name_bytes, python_codec)
+            value = decode_charset(value_bytes, python_codec)
         except UnicodeError:
             what = "the form" if field is None else f"field {field!r}"
             raise MalformedMultipart(
