@@ -831,9 +831,9 @@ CORPUS: list[Case] = [
         "file-in-2-byte-chunks",
         "a file sent in 2-byte HTTP chunks: every piece used to be stored as its own object "
         "(35 x the part's size in memory)",
-        lambda: file("c.bin", bytes(range(256)) * (MiB // 256)) + close(),
+        lambda: file("c.bin", bytes(range(256)) * (MiB // 512)) + close(),
         200,
-        check=_file_data(bytes(range(256)) * (MiB // 256)),
+        check=_file_data(bytes(range(256)) * (MiB // 512)),
         length="chunked",
         http_chunk=2,
         limits={"spool_max_size": 4 * MiB, "max_file_size": 4 * MiB},

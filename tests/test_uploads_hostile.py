@@ -43,7 +43,7 @@ KiB = 1 << 10
 #: is 50 ms; the margin is for a loaded 2-core machine running other tests).
 LAG_P99 = 0.25
 #: Cases whose memory must grow with bytes, not with pieces: at most 4 x the part.
-PIECES = {"file-in-2-byte-chunks": 1 * MiB, "gzip-tiny-members": 600_000}
+PIECES = {"file-in-2-byte-chunks": MiB // 2, "gzip-tiny-members": 600_000}
 
 
 def _status(pid: int) -> dict[str, int]:

@@ -497,6 +497,8 @@ class PartStream:
         data = await self._next_piece()
         if not data or len(data) >= _SMALL:
             return data
+        if self._decoders is None and self.level.parser.part_ending:
+            return data  # the last piece of a short part: nothing to join it with
         buf = bytearray(data)
         while len(buf) < _SMALL:
             more = await self._next_piece()
