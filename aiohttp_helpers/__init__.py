@@ -7,6 +7,7 @@ from .errors import (
     BadRequest,
     BodyTooLarge,
     DecodedTooLarge,
+    FieldsMemoryExceeded,
     FieldTooLarge,
     FileTooLarge,
     Forbidden,
@@ -28,6 +29,7 @@ from .errors import (
     UnsupportedEncoding,
     UnsupportedMediaType,
     UploadIdleTimeout,
+    UploadTooSlow,
 )
 from .lifecycle import AppState, HookError, HookOrderError, HookTimeout, Lifecycle, TeardownError
 from .plugin import Helpers, configure, get_helpers, setup
@@ -72,6 +74,7 @@ __all__ = [
     "CloseFrame",
     "DecodedTooLarge",
     "FieldTooLarge",
+    "FieldsMemoryExceeded",
     "FileTooLarge",
     "Forbidden",
     "Form",
@@ -109,6 +112,7 @@ __all__ = [
     "UnsupportedMediaType",
     "UploadIdleTimeout",
     "UploadLimits",
+    "UploadTooSlow",
     "UploadedFile",
     "WSClose",
     "WSReconnector",

@@ -57,6 +57,13 @@ class UploadLimits:
     part yields.
     ``idle_timeout`` is the number of seconds with no body bytes arriving before
     the request is answered with 408.
+    ``min_rate`` is the slowest average (bytes per second) a body may arrive at: once the
+    reader has spent ``idle_timeout`` seconds waiting for body bytes, a body that came
+    slower than that over the time waited is answered with 408 (``None``: no minimum;
+    without an ``idle_timeout`` there is none either).
+    ``max_fields_memory`` caps the decoded bytes of all text (non-file) parts of a body
+    together, the text a form holds in memory; ``max_urlencoded_size`` caps an
+    ``application/x-www-form-urlencoded`` body (bytes on the wire).
     """
 
     max_body_size: int = 100 * MiB
@@ -75,7 +82,10 @@ class UploadLimits:
     spool_max_size: int = 1 * MiB
     tmp_dir: str | os.PathLike[str] | None = None
     idle_timeout: float | None = 30.0
+    min_rate: float | None = 500.0
     chunk_size: int = 256 * KiB
+    max_fields_memory: int = 4 * MiB
+    max_urlencoded_size: int = 1 * MiB
 
     def __post_init__(self) -> None:
         for name in (
@@ -94,6 +104,9 @@ class UploadLimits:
             _positive(name, getattr(self, name))
         _positive("max_decoded_size", self.max_decoded_size, optional=True)
         _positive("idle_timeout", self.idle_timeout, optional=True)
+        _positive("min_rate", self.min_rate, optional=True)
+        _positive("max_fields_memory", self.max_fields_memory)
+        _positive("max_urlencoded_size", self.max_urlencoded_size)
         if isinstance(self.spool_max_size, bool) or not isinstance(self.spool_max_size, int):
             raise TypeError("spool_max_size must be an int")
         if self.spool_max_size < 0:

@@ -6,7 +6,8 @@
     ├── BadRequest                     400
     │   └── MalformedMultipart         400  bad boundary, missing final boundary, bad headers/data
     ├── RequestTimeout                 408
-    │   └── UploadIdleTimeout          408  no body bytes for ``idle_timeout`` seconds
+    │   ├── UploadIdleTimeout          408  no body bytes for ``idle_timeout`` seconds
+    │   └── UploadTooSlow              408  body bytes arriving slower than ``min_rate``
     ├── PayloadTooLarge                413
     │   ├── BodyTooLarge               413  bytes on the wire over ``max_body_size``
     │   ├── FileTooLarge               413  one file over ``max_file_size``
@@ -17,7 +18,8 @@
     │   ├── HeadersTooLarge            413  part headers over their count or size limit
     │   ├── PreambleTooLarge           413  preamble or epilogue over ``max_preamble_size``
     │   ├── NestingTooDeep             413  nested multipart deeper than ``max_depth``
-    │   └── DecodedTooLarge            413  decoded (decompressed) bytes over their limit
+    │   ├── DecodedTooLarge            413  decoded (decompressed) bytes over their limit
+    │   └── FieldsMemoryExceeded       413  text fields together over ``max_fields_memory``
     ├── UnsupportedMediaType           415
     │   ├── NotMultipart               415  the body is not multipart where multipart is required
     │   ├── UnsupportedEncoding        415  unknown Content-Encoding / Content-Transfer-Encoding
@@ -54,6 +56,7 @@ __all__ = [
     "BodyTooLarge",
     "DecodedTooLarge",
     "FieldTooLarge",
+    "FieldsMemoryExceeded",
     "FileTooLarge",
     "Forbidden",
     "HeadersTooLarge",
@@ -74,6 +77,7 @@ __all__ = [
     "UnsupportedEncoding",
     "UnsupportedMediaType",
     "UploadIdleTimeout",
+    "UploadTooSlow",
 ]
 
 _TYPE_PREFIX = "urn:aiohttp-helpers:problem:"
@@ -176,6 +180,19 @@ class UploadIdleTimeout(RequestTimeout):
     def __init__(self, timeout: float) -> None:
         super().__init__(f"no request body bytes arrived for {timeout:g} seconds")
         self.timeout = timeout
+
+
+class UploadTooSlow(RequestTimeout):
+    """Body bytes arrived slower than ``min_rate`` bytes per second, on average."""
+
+    title = "Upload too slow"
+
+    def __init__(self, min_rate: float) -> None:
+        super().__init__(
+            f"the request body arrived slower than {min_rate:g} bytes per second",
+            limit=int(min_rate),
+        )
+        self.min_rate = min_rate
 
 
 class PayloadTooLarge(HelpersError):
@@ -292,6 +309,19 @@ class _SentContentType:
     @content_type.setter
     def content_type(self, value: str) -> None:
         self._sent_type = value
+
+
+class FieldsMemoryExceeded(PayloadTooLarge):
+    """The form's text fields together hold more than ``max_fields_memory`` decoded bytes."""
+
+    title = "Form fields too large"
+
+    def __init__(self, limit: int, field: str | None = None) -> None:
+        super().__init__(
+            f"the form's text fields hold more than {limit} bytes together",
+            field=field,
+            limit=limit,
+        )
 
 
 class UnsupportedMediaType(HelpersError):

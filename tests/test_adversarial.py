@@ -19,6 +19,7 @@ import gzip
 import hashlib
 import json
 import logging
+import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from yarl import URL
 
 import aiohttp_helpers as ah
+from aiohttp_helpers.keys import UPLOAD_LIMITS_KEY
 
 from .conftest import Serve
 from .test_uploads_support import listing, open_files
@@ -128,6 +130,45 @@ def bomb(coding: str) -> bytes:
     raise AssertionError(coding)
 
 
+@functools.cache
+def gzip_members(count: int) -> bytes:
+    """``count`` gzip members of two bytes (``ab``) each, back to back."""
+    return gzip.compress(b"ab", 1, mtime=0) * count
+
+
+def _charset_part(label: str, data: bytes) -> bytes:
+    return (
+        part(
+            'Content-Disposition: form-data; name="c"',
+            f"Content-Type: text/plain; charset={label}",
+            data=data,
+        )
+        + close()
+    )
+
+
+#: Charsets Python decodes and browsers never submit a form in: label, data, the harm.
+HOSTILE_CHARSETS: list[tuple[str, bytes, str]] = [
+    ("utf-7", b"+ADw-script+AD4-alert(1)+ADw-/script+AD4-", "+ADw- decodes to <"),
+    ("UTF-7", b"+ADw-", "the same in capitals"),
+    ("utf-16", "<b>".encode("utf-16"), "browsers submit forms in UTF-8 instead"),
+    ("utf-16-le", "<b>".encode("utf-16-le"), "a byte order of UTF-16"),
+    ("utf-32", "<b>".encode("utf-32"), "UTF-32"),
+    ("cp037", "<script>".encode("cp037"), "EBCDIC: no byte of it looks like <script>"),
+    ("cp500", "<script>".encode("cp500"), "EBCDIC"),
+    ("cp1140", "<script>".encode("cp1140"), "EBCDIC"),
+    ("unicode_escape", b"\\u003cscript\\u003e", "backslash escapes become markup"),
+    ("raw_unicode_escape", b"\\u003c", "the same without the other escapes"),
+    ("punycode", b"a" * (60 * KiB) + b"-" + b"b" * 200, "its decoder is quadratic"),
+    ("base64_codec", b"PHNjcmlwdD4=", "a bytes-to-bytes codec"),
+    ("hex", b"3c7363726970743e", "a bytes-to-bytes codec"),
+    ("zlib_codec", zlib.compress(b"x" * 1000), "a decompressor"),
+    ("x-user-defined", b"\x80", "not a form encoding"),
+    ("iso-2022-kr", b"\x1b$)C", "the standard's 'replacement' encoding"),
+    ("utf8\u212a", b"x", "a label that only lowercases to a listed one"),
+]
+
+
 # -- the corpus ------------------------------------------------------------------------
 
 Route = Literal["read_form", "iter_parts"]
@@ -162,6 +203,8 @@ class Case:
     then: bytes = b""
     answers: int = 1
     extra_headers: str = ""
+    #: For a chunked body: the size of each HTTP chunk (default: one chunk per write).
+    http_chunk: int | None = None
 
     def expected(self, route: Route) -> int:
         return self.status if isinstance(self.status, int) else self.status[route]
@@ -568,7 +611,8 @@ CORPUS: list[Case] = [
     ),
     Case(
         "charset-undefined",
-        "a text field in Python's 'undefined' codec, which fails on any input",
+        "a text field in Python's 'undefined' codec, which fails on any input: not a form "
+        "charset (WHATWG Encoding Standard), refused before any lookup",
         lambda: (
             part(
                 'Content-Disposition: form-data; name="a"',
@@ -577,13 +621,13 @@ CORPUS: list[Case] = [
             )
             + close()
         ),
-        400,
-        "malformed-multipart",
+        415,
+        "unsupported-encoding",
         routes=("read_form",),
     ),
     Case(
         "charset-idna",
-        "a text field in the idna codec, with a label it cannot decode",
+        "a text field in the idna codec, with a label it cannot decode: not a form charset",
         lambda: (
             part(
                 'Content-Disposition: form-data; name="a"',
@@ -592,8 +636,8 @@ CORPUS: list[Case] = [
             )
             + close()
         ),
-        400,
-        "malformed-multipart",
+        415,
+        "unsupported-encoding",
         routes=("read_form",),
     ),
     Case(
@@ -612,10 +656,11 @@ CORPUS: list[Case] = [
     ),
     Case(
         "urlencoded-charset-idna",
-        "a urlencoded form in the idna codec with a percent-escape it cannot decode",
+        "a urlencoded form in the idna codec with a percent-escape it cannot decode: not a "
+        "form charset",
         lambda: b"a=%FF%FE",
-        400,
-        "malformed-multipart",
+        415,
+        "unsupported-encoding",
         content_type="application/x-www-form-urlencoded; charset=idna",
         routes=("read_form",),
     ),
@@ -758,7 +803,7 @@ CORPUS: list[Case] = [
         lambda: text_field("a", b"dripped") + file("d.bin", b"0123456789" * 4) + close(),
         200,
         check=_file_data(b"0123456789" * 4),
-        write_size=7,
+        write_size=20,
         delay=0.01,
     ),
     Case(
@@ -771,6 +816,144 @@ CORPUS: list[Case] = [
         delay=0.05,
         stall_after=200 * KiB,
         limits={"spool_max_size": 0},
+    ),
+    Case(
+        "drip-under-min-rate",
+        "slow POST that is never quiet for the idle timeout: a byte every 0.3 s (idle timeout "
+        "0.4 s) would hold the upload open for ever; under min_rate it gets 408",
+        lambda: text_field("a") + file("d.bin", b"x" * 100) + close(),
+        408,
+        "upload-too-slow",
+        write_size=1,
+        delay=0.3,
+    ),
+    Case(
+        "file-in-2-byte-chunks",
+        "a file sent in 2-byte HTTP chunks: every piece used to be stored as its own object "
+        "(35 x the part's size in memory). Written 8 KiB at a time: aiohttp's own HTTP parser "
+        "spends microseconds on each chunk of a socket read, a stall this package cannot split",
+        lambda: file("c.bin", bytes(range(256)) * (MiB // 512)) + close(),
+        200,
+        check=_file_data(bytes(range(256)) * (MiB // 512)),
+        length="chunked",
+        http_chunk=2,
+        write_size=8 * KiB,
+        delay=0.002,
+        limits={"spool_max_size": 4 * MiB, "max_file_size": 4 * MiB},
+    ),
+    # -- memory and CPU of decoders --
+    Case(
+        "gzip-tiny-members",
+        "a gzip part made of 300,000 members of 2 bytes each: one decoder step (and one stored "
+        "object) per member used to cost memory and hold the event loop",
+        lambda: file("m.bin", gzip_members(300_000), "Content-Encoding: gzip") + close(),
+        200,
+        check=_file_data(b"ab" * 300_000),
+        limits={"max_body_size": 32 * MiB},
+    ),
+    Case(
+        "gzip-text-fields",
+        "200 gzip-compressed text fields (a few KiB on the wire) that each expand to 64 KiB: "
+        "the text a form holds in memory has its own budget",
+        lambda: (
+            b"".join(
+                part(
+                    f'Content-Disposition: form-data; name="t{i}"',
+                    "Content-Encoding: gzip",
+                    data=gzip.compress(b"a" * (64 * KiB - 1), 9, mtime=0),
+                )
+                for i in range(200)
+            )
+            + close()
+        ),
+        413,
+        "fields-memory-exceeded",
+        routes=("read_form",),
+    ),
+    Case(
+        "urlencoded-over-its-cap",
+        "a urlencoded body over max_urlencoded_size (aiohttp's own cap is 1 MiB): read whole "
+        "and parsed in one go it held the event loop",
+        lambda: b"a=" + b"x" * (2 * MiB),
+        413,
+        "body-too-large",
+        content_type="application/x-www-form-urlencoded",
+        routes=("read_form",),
+    ),
+    Case(
+        "urlencoded-many-pairs",
+        "3 MiB of urlencoded pairs under raised limits: parsed in steps, the loop stays free",
+        lambda: b"&".join(b"k%d=%%41%%42%%43" % i for i in range(200_000)),
+        200,
+        check=_fields(200_000),
+        content_type="application/x-www-form-urlencoded",
+        routes=("read_form",),
+        limits={
+            "max_urlencoded_size": 16 * MiB,
+            "max_fields": 1_000_000,
+            "max_fields_memory": 64 * MiB,
+        },
+    ),
+    Case(
+        "urlencoded-one-escaped-value",
+        "one 6 MiB value of percent-escapes under raised limits: undone in bounded slices",
+        lambda: b"a=" + b"%41" * (2 * MiB),
+        200,
+        check=_fields(1),
+        content_type="application/x-www-form-urlencoded",
+        routes=("read_form",),
+        limits={
+            "max_urlencoded_size": 8 * MiB,
+            "max_field_size": 4 * MiB,
+            "max_fields_memory": 8 * MiB,
+        },
+    ),
+    Case(
+        "urlencoded-too-many-fields",
+        "more pairs than max_fields: 413 too-many-fields, as for a multipart form",
+        lambda: b"&".join(b"k=v" for _ in range(300)),
+        413,
+        "too-many-fields",
+        content_type="application/x-www-form-urlencoded",
+        routes=("read_form",),
+    ),
+    *[
+        Case(
+            "charset-" + re.sub("[^A-Za-z0-9_-]", "-", label),
+            f"a text field in {label}: {why}; not a charset browsers submit forms in (WHATWG "
+            "Encoding Standard), refused before it decodes anything",
+            functools.partial(_charset_part, label, data),
+            415,
+            "unsupported-encoding",
+            routes=("read_form",),
+        )
+        for label, data, why in HOSTILE_CHARSETS
+    ],
+    Case(
+        "charset-field-utf-7",
+        "the form's _charset_ field naming UTF-7, so that the next field's +ADw-script+AD4- "
+        "would read as <script>",
+        lambda: text_field("_charset_", b"utf-7") + text_field("c", b"+ADw-script+AD4-") + close(),
+        415,
+        "unsupported-encoding",
+        routes=("read_form",),
+    ),
+    Case(
+        "charset-field-huge-label",
+        "a 60 KB _charset_ value: each unique label a codec lookup used to cache for good",
+        lambda: text_field("_charset_", b"x" * (60 * KiB)) + text_field("c") + close(),
+        415,
+        "unsupported-encoding",
+        routes=("read_form",),
+    ),
+    Case(
+        "urlencoded-charset-utf-7",
+        "a urlencoded form declared as UTF-7: +ADw-script+AD4- must not become <script>",
+        lambda: b"c=%2BADw-script%2BAD4-",
+        415,
+        "unsupported-encoding",
+        content_type="application/x-www-form-urlencoded; charset=utf-7",
+        routes=("read_form",),
     ),
 ]
 
@@ -817,7 +1000,7 @@ async def _send(writer: asyncio.StreamWriter, case: Case, path: str, body: bytes
     try:
         for i in range(0, len(sent), case.write_size):
             piece = sent[i : i + case.write_size]
-            if length == "chunked":
+            if length == "chunked" and case.http_chunk is None:
                 piece = b"%x\r\n%s\r\n" % (len(piece), piece)
             writer.write(piece)
             await writer.drain()
@@ -832,6 +1015,21 @@ async def _send(writer: asyncio.StreamWriter, case: Case, path: str, body: bytes
         pass  # the server answered early and stopped reading: the answer tells the rest
 
 
+def wire_body(case: Case, body: bytes) -> bytes:
+    """``body`` as sent: framed in HTTP chunks of ``case.http_chunk`` bytes when it says so.
+
+    Done before the exchange starts, so that framing a body of a million chunks does not
+    hold the test's own event loop while the server is timed.
+    """
+    size = case.http_chunk
+    if size is None:
+        return body
+    return b"".join(
+        b"%x\r\n%s\r\n" % (len(body[i : i + size]), body[i : i + size])
+        for i in range(0, len(body), size)
+    )
+
+
 async def exchange(url: URL, case: Case, path: str, body: bytes) -> list[Answer]:
     """Send ``body`` as ``case`` says over a fresh connection; the answers to it."""
     assert url.host is not None
@@ -839,7 +1037,7 @@ async def exchange(url: URL, case: Case, path: str, body: bytes) -> list[Answer]
     reader, writer = await asyncio.open_connection(url.host, url.port)
     sending = asyncio.create_task(_send(writer, case, path, body))
     try:
-        async with asyncio.timeout(15):
+        async with asyncio.timeout(30):
             return [await _read_answer(reader) for _ in range(case.answers)]
     finally:
         sending.cancel()
@@ -887,12 +1085,14 @@ async def _walk(parts: ah.PartIterator, seen: dict[str, Any]) -> None:
             )
 
 
-def corpus_app(limits: ah.UploadLimits, dest: Path) -> web.Application:
+def corpus_routes(app: web.Application, dest: Path) -> None:
+    """``POST /read_form`` and ``POST /iter_parts``: what a careful upload handler does."""
+
     async def read_form(request: web.Request) -> web.Response:
         async with await ah.read_form(request) as form:
             files = []
             for upload in form.files.values():
-                saved = await upload.save(dest)
+                saved = await upload.save(dest, unique=True)
                 files.append(
                     {
                         "filename": upload.filename,
@@ -908,14 +1108,33 @@ def corpus_app(limits: ah.UploadLimits, dest: Path) -> web.Application:
         await _walk(ah.iter_parts(request), seen)
         return web.json_response(seen)
 
-    async def ping(request: web.Request) -> web.Response:
-        return web.Response(text="pong")
-
-    app = web.Application()
-    ah.setup(app, limits=limits)
     app.router.add_post("/read_form", read_form)
     app.router.add_post("/iter_parts", iter_parts)
-    app.router.add_get("/ping", ping)
+
+
+async def _ping(request: web.Request) -> web.Response:
+    return web.Response(text="pong")
+
+
+def corpus_app(limits: ah.UploadLimits, dest: Path) -> web.Application:
+    app = web.Application()
+    ah.setup(app, limits=limits)
+    corpus_routes(app, dest)
+    app.router.add_get("/ping", _ping)
+    return app
+
+
+def corpus_server_app(spool: Path, dest: Path) -> web.Application:
+    """Every case of the corpus at ``/<case id>/<route>``, with its own limits (a sub-app
+    each), plus ``/ping`` and ``/health/live``: the server the child process runs."""
+    app = web.Application()
+    ah.setup(app, limits=LIMITS.replace(tmp_dir=spool), health="/health")
+    app.router.add_get("/ping", _ping)
+    for case in CORPUS:
+        sub = web.Application()
+        sub[UPLOAD_LIMITS_KEY] = LIMITS.replace(tmp_dir=spool, **case.limits)
+        corpus_routes(sub, dest)
+        app.add_subapp(f"/{case.id}/", sub)
     return app
 
 
@@ -941,7 +1160,7 @@ async def test_corpus(
     spool.mkdir()
     dest.mkdir()
     url = await serve(corpus_app(LIMITS.replace(tmp_dir=spool, **case.limits), dest))
-    body = case.body()
+    body = wire_body(case, case.body())
 
     stop = asyncio.Event()
     pinging = asyncio.create_task(_ping_until(url, stop))

@@ -1,21 +1,22 @@
 """Decoding part bodies while they stream: transfer encodings, compression, charsets.
 
 Every decoder turns one input chunk into an iterator of output chunks, each at most
-``max_out`` bytes long, so that the reader can count decoded bytes and stop a
-compression bomb after one bounded step instead of after it has expanded.
+about ``max_out`` bytes long (small outputs batched up to it), so that the reader can
+count decoded bytes and stop a compression bomb after one bounded step instead of after
+it has expanded.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import codecs
 import importlib
 import zlib
 from collections.abc import Iterator
 from typing import Any, Protocol
 
 from ..errors import MalformedMultipart, UnsupportedEncoding
+from .charsets import charset_codec
 
 __all__ = ["Decoder", "check_charset", "make_decoders", "run_decoders"]
 
@@ -37,6 +38,56 @@ _WHITESPACE = b" \t\r\n"
 # yields at most about 33 blocks of 128 KiB (an RLE block is 4 bytes long).
 _ZSTD_SLICE = 128
 _MAX_CODINGS = 4
+# Input slice for gzip bodies of many members (see _Zlib._run).
+_MEMBER_SLICE = 1024
+# Decoder steps between two yields: a step (one gzip member, one zstd slice) is a few
+# microseconds, so a decoder hands control back well within a millisecond.
+_STEPS = 256
+# Outputs at least this long are handed on as they are, not copied into a batch.
+_LARGE = 16 * 1024
+
+
+class _Output:
+    """Batches a decoder's small outputs up to ``limit`` bytes; yields ``b""`` as a tick.
+
+    A decoder whose steps each produce a few bytes (a gzip member of two bytes, say)
+    would otherwise hand on one object per step: memory and work would grow with the
+    number of steps, not with the bytes. Every ``_STEPS`` steps it yields what it has,
+    or ``b""`` when it has nothing, so that the reader can let other tasks run.
+    """
+
+    __slots__ = ("_buf", "_limit", "_steps")
+
+    def __init__(self, limit: int) -> None:
+        self._buf = bytearray()
+        self._limit = limit
+        self._steps = 0
+
+    def add(self, out: bytes) -> Iterator[bytes]:
+        buf = self._buf
+        if out:
+            if not buf and len(out) >= _LARGE:
+                self._steps = 0
+                yield out
+                return
+            buf += out
+            if len(buf) >= self._limit:
+                yield from self.flush()
+                return
+        self._steps += 1
+        if self._steps >= _STEPS:
+            self._steps = 0
+            if buf:
+                yield from self.flush()
+            else:
+                yield b""
+
+    def flush(self) -> Iterator[bytes]:
+        self._steps = 0
+        if self._buf:
+            data = bytes(self._buf)
+            self._buf.clear()
+            yield data
 
 
 class Decoder(Protocol):
@@ -103,10 +154,13 @@ class _QuotedPrintable:
 
 
 class _Zlib:
-    __slots__ = ("_d", "_field", "_gzip", "_max", "_name", "_pending")
+    __slots__ = ("_d", "_field", "_gzip", "_max", "_members", "_name", "_padding", "_pending")
 
     def __init__(self, name: str, field: str | None, max_out: int) -> None:
         self._name = name
+        #: Gzip members seen to end (counted up to 2: from then on, input goes in slices).
+        self._members = 0
+        self._padding = False
         self._field = field
         self._max = max_out
         self._gzip = name == "gzip"
@@ -127,20 +181,45 @@ class _Zlib:
         yield from self._run(data)
 
     def _run(self, data: bytes) -> Iterator[bytes]:
+        view = memoryview(data)
+        pos, end = 0, len(view)
+        out_buf = _Output(self._max)
         try:
-            while data:
-                d = self._d
-                if d.eof:
-                    if not self._gzip:
-                        raise _bad(self._field, self._name)
-                    if not data.strip(b"\0"):
-                        return  # NUL padding after the last member
-                    # Another gzip member follows (RFC 1952 allows several).
-                    d = self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                out = d.decompress(data, self._max)
-                data = d.unused_data if d.eof else d.unconsumed_tail
-                if out:
-                    yield out
+            while pos < end:
+                # The whole chunk at once, until a gzip member ends inside it: zlib copies
+                # the input left over after a member, so many small members are fed in
+                # small slices, or each would copy the rest of the chunk.
+                size = end if self._members < 2 else _MEMBER_SLICE
+                piece: bytes | memoryview = view[pos : pos + size]
+                pos += len(piece)
+                while piece:
+                    d = self._d
+                    if d.eof:
+                        if not self._gzip:
+                            raise _bad(self._field, self._name)
+                        if not bytes(piece).strip(b"\0"):
+                            self._padding = True  # NUL padding after the last member
+                            break
+                        if self._padding:
+                            raise _bad(self._field, self._name)
+                        # Another gzip member follows (RFC 1952 allows several).
+                        d = self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                        self._members += 1
+                    out = d.decompress(piece, self._max)
+                    if d.eof:
+                        self._members += self._members == 0
+                        rest = d.unused_data
+                        if rest and self._members < 2 and len(rest) > _MEMBER_SLICE:
+                            # The next member starts here: go on in slices.
+                            self._members = 2
+                            pos -= len(rest)
+                            piece = b""
+                        else:
+                            piece = rest
+                    else:
+                        piece = d.unconsumed_tail
+                    yield from out_buf.add(out)
+            yield from out_buf.flush()
         except zlib.error:
             raise _bad(self._field, self._name) from None
 
@@ -199,6 +278,7 @@ class _Zstd:
     def decode(self, data: bytes) -> Iterator[bytes]:
         view = memoryview(data)
         limit = self._max
+        out_buf = _Output(limit)
         try:
             for i in range(0, len(view), _ZSTD_SLICE):
                 piece: bytes | memoryview = view[i : i + _ZSTD_SLICE]
@@ -211,11 +291,12 @@ class _Zstd:
                     self._seen = True
                     piece = d.unused_data if d.eof else b""
                     if len(out) <= limit:
-                        if out:
-                            yield out
+                        yield from out_buf.add(out)
                         continue
+                    yield from out_buf.flush()
                     for j in range(0, len(out), limit):
                         yield out[j : j + limit]
+            yield from out_buf.flush()
         except zstandard.ZstdError:
             raise _bad(self._field, "zstd") from None
 
@@ -267,7 +348,11 @@ def make_decoders(
 
 
 def run_decoders(decoders: list[Decoder], data: bytes, index: int = 0) -> Iterator[bytes]:
-    """Push ``data`` through ``decoders[index:]``; ``b""`` means: finish them."""
+    """Push ``data`` through ``decoders[index:]``; ``b""`` means: finish them.
+
+    Yields decoded bytes, and ``b""`` now and then while a decoder works without output
+    (a tick: the caller may let other tasks run).
+    """
     if index == len(decoders):
         if data:
             yield data
@@ -277,27 +362,12 @@ def run_decoders(decoders: list[Decoder], data: bytes, index: int = 0) -> Iterat
     for piece in pieces:
         if piece:  # b"" would mean "finish" to the next decoder
             yield from run_decoders(decoders, piece, index + 1)
+        else:
+            yield piece
     if not data:
         yield from run_decoders(decoders, b"", index + 1)
 
 
-_CHARSETS: dict[str, str | None] = {}
-
-
 def check_charset(charset: str, field: str | None) -> str:
-    """The codec name for ``charset``, or UnsupportedEncoding (415) if it is not a text codec."""
-    key = charset.strip().strip('"').lower()
-    try:
-        name = _CHARSETS[key]
-    except KeyError:
-        try:
-            info = codecs.lookup(key)
-        except (LookupError, ValueError):
-            name = None
-        else:
-            name = info.name if getattr(info, "_is_text_encoding", True) else None
-        if len(_CHARSETS) < 256:
-            _CHARSETS[key] = name
-    if name is None:
-        raise UnsupportedEncoding("charset", charset, field)
-    return name
+    """The codec name for ``charset``, or UnsupportedEncoding (415): see :mod:`.charsets`."""
+    return charset_codec(charset, field)

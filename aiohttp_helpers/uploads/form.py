@@ -6,7 +6,6 @@ import os
 from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
-from urllib.parse import parse_qsl
 
 from aiohttp import hdrs, web
 from multidict import MultiDict, MultiDictProxy
@@ -16,6 +15,7 @@ from ..errors import (
     BadRequest,
     BodyTooLarge,
     DecodedTooLarge,
+    FieldsMemoryExceeded,
     FieldTooLarge,
     MalformedMultipart,
     TooManyFields,
@@ -30,6 +30,7 @@ from .headers import PartHead, parse_content_type
 from .limits import limits_for
 from .parts import decode_text
 from .reader import BodySource, Level, PartStream, open_body
+from .urlencoded import parse_urlencoded
 
 if TYPE_CHECKING:
     from ..signals import SafeSignal
@@ -130,6 +131,7 @@ class _FormReader:
         # objects): that is what makes a form of many small fields fast.
         fast = outer is None and level.subtype == "form-data" and limits.allowed_types is None
         decoded_limit = limits.decoded_limit
+        text_limit = limits.max_fields_memory
         add = self.fields.add
         while True:
             if fast:
@@ -149,6 +151,9 @@ class _FormReader:
                     counts.decoded += len(value)
                     if counts.decoded > decoded_limit:
                         raise DecodedTooLarge(field, decoded_limit)
+                    counts.text += len(value)
+                    if counts.text > text_limit:
+                        raise FieldsMemoryExceeded(text_limit, field)
                     if level.charset is None and field != "_charset_":
                         try:
                             add(field, value.decode())
@@ -170,6 +175,8 @@ class _FormReader:
             elif part.is_file:
                 await self.read_file(level, part, head, name)
             else:
+                if head.charset is not None:
+                    check_charset(head.charset, name)  # 415 before the body is read
                 whole = parser.read_whole() if part.plain else None
                 if whole is not None:
                     part.take_whole(whole)
@@ -192,7 +199,8 @@ class _FormReader:
         else:
             value = decode_text(data, charset, name)
         if name == "_charset_" and level.subtype == "form-data":
-            level.charset = check_charset(value, name)
+            check_charset(value, name)
+            level.charset = value
         self.fields.add(name, value)
 
     async def read_file(self, level: Level, part: PartStream, head: PartHead, name: str) -> None:
@@ -244,36 +252,21 @@ class _FormReader:
 async def _read_urlencoded(
     request: web.BaseRequest, limits: UploadLimits, params: dict[str, str]
 ) -> Form:
+    charset = params.get("charset") or "utf-8"
+    check_charset(charset, None)  # 415 before a byte of the body is read
+    limit = min(limits.max_body_size, limits.max_urlencoded_size)
     length = request.headers.get(hdrs.CONTENT_LENGTH)
-    if length is not None and length.isdigit() and int(length) > limits.max_body_size:
-        raise BodyTooLarge(limits.max_body_size)
-    source = BodySource(request.content, limits)
-    chunks = []
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise BodyTooLarge(limit)
+    source = BodySource(request.content, limits, limit)
+    body = bytearray()
     try:
         while chunk := await source.read():
-            chunks.append(chunk)
+            body += chunk
     finally:
         source.close()
-    charset = params.get("charset") or "utf-8"
-    text = decode_text(b"".join(chunks), charset, None)
-    try:
-        pairs = parse_qsl(
-            text,
-            keep_blank_values=True,
-            encoding=check_charset(charset, None),
-            errors="strict",
-            max_num_fields=limits.max_fields,
-        )
-    except UnicodeError:  # a ValueError too: caught first
-        raise MalformedMultipart(f"the form is not valid {charset} text") from None
-    except ValueError:
-        raise TooManyFields(limits.max_fields) from None
-    fields: MultiDict[str] = MultiDict()
-    for name, value in pairs:
-        if len(value) > limits.max_field_size and len(value.encode()) > limits.max_field_size:
-            raise FieldTooLarge(name, limits.max_field_size)
-        fields.add(name, value)
-    return Form(fields, MultiDict())
+    pairs = await parse_urlencoded(bytes(body), charset, limits)
+    return Form(MultiDict(pairs), MultiDict())
 
 
 async def read_form(request: web.BaseRequest, limits: UploadLimits | None = None) -> Form:

@@ -82,6 +82,11 @@ class MultipartParser:
         """Whether the parser is inside a part's body."""
         return self._state == _BODY
 
+    @property
+    def part_ending(self) -> bool:
+        """Whether the next :meth:`read` ends the current part (it has seen the delimiter)."""
+        return self._part_done
+
     def feed(self, data: bytes) -> None:
         """Add bytes that follow those fed so far."""
         if self._pos >= len(self._buf):

@@ -2,38 +2,51 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
 
 from aiohttp import ClientResponse, web
 from multidict import CIMultiDictProxy
 
 from ..config import UploadLimits
 from ..errors import MalformedMultipart
-from .decoding import check_charset
+from .charsets import charset_codec, decode_charset
 from .filenames import safe_filename
 from .limits import limits_for
 from .reader import Level, PartStream, open_body
 from .saving import save_stream
+from .urlencoded import parse_urlencoded
 
 __all__ = ["BodyPart", "PartIterator", "decode_text", "iter_parts"]
 
 
-def decode_text(data: bytes, charset: str, field: str | None) -> str:
-    """``data`` decoded with ``charset``; 400 when it is not text in it, 415 if unknown."""
+def decode_text(data: bytes, charset: str, field: str | None, *, trusted: bool = False) -> str:
+    """``data`` decoded with ``charset``; 400 when it is not text in it, 415 if not a form charset.
+
+    ``charset`` is a label of the WHATWG Encoding Standard (see :mod:`.charsets`), unless
+    ``trusted``: an ``encoding=`` the application chose is any Python text codec.
+    """
+    codec = _trusted_codec(charset) if trusted else charset_codec(charset, field)
     try:
-        if charset == "utf-8":
-            return data.decode()
-        return data.decode(check_charset(charset, field))
+        return decode_charset(data, codec)
     except UnicodeError:
-        # UnicodeError, not just UnicodeDecodeError: codecs such as idna, punycode and
-        # undefined raise the base class for bytes they cannot decode.
         raise MalformedMultipart(
-            f"field {field!r} is not valid {charset} text", field=field
+            f"field {field!r} is not valid {charset[:40]} text", field=field
         ) from None
+
+
+def _trusted_codec(encoding: str) -> str:
+    """The codec of an ``encoding=`` argument: the application's choice, checked as such."""
+    try:
+        info = codecs.lookup(encoding)
+    except LookupError:
+        raise ValueError(f"unknown encoding {encoding!r}") from None
+    if not getattr(info, "_is_text_encoding", True):
+        raise ValueError(f"{encoding!r} is not a text encoding")
+    return info.name
 
 
 class BodyPart:
@@ -146,14 +159,21 @@ class BodyPart:
         return b"".join(chunks)
 
     async def text(self, *, encoding: str | None = None) -> str:
-        """The part decoded as text (see :meth:`get_charset`).
+        """The part decoded as text (see :meth:`get_charset`), or as ``encoding`` says.
+
+        ``encoding`` is the application's choice: any Python text codec (``ValueError`` for
+        one that is not); the client's charset must be one browsers submit forms in.
 
         The text of a form's ``_charset_`` field becomes the charset of the fields after it.
         """
-        text = decode_text(await self.read(), encoding or self.get_charset(), self.name)
+        if encoding is not None:
+            text = decode_text(await self.read(), encoding, self.name, trusted=True)
+        else:
+            text = decode_text(await self.read(), self.get_charset(), self.name)
         level = self._stream.level
         if self.name == "_charset_" and level.subtype == "form-data":
-            level.charset = check_charset(text, self.name)
+            charset_codec(text, self.name)
+            level.charset = text
         return text
 
     async def json(self, *, encoding: str | None = None) -> Any:
@@ -169,27 +189,19 @@ class BodyPart:
             ) from None
 
     async def form(self, *, encoding: str | None = None) -> list[tuple[str, str]]:
-        """The part parsed as ``application/x-www-form-urlencoded`` pairs."""
-        charset = encoding or self.get_charset()
-        text = decode_text(await self.read(), charset, self.name)
-        try:
-            return parse_qsl(
-                text.rstrip(),
-                keep_blank_values=True,
-                encoding=check_charset(charset, self.name),
-                errors="strict",
-                max_num_fields=self._stream.level.limits.max_fields,
-            )
-        except UnicodeError:  # a ValueError too: caught first
-            raise MalformedMultipart(
-                f"field {self.name!r} is not valid {charset} text", field=self.name
-            ) from None
-        except ValueError:
-            raise MalformedMultipart(
-                f"field {self.name!r} has more than "
-                f"{self._stream.level.limits.max_fields} form fields",
-                field=self.name,
-            ) from None
+        """The part parsed as ``application/x-www-form-urlencoded`` pairs.
+
+        The form's limits apply to the pairs: more than ``max_fields`` is 413
+        ``too-many-fields``, as for a whole urlencoded body.
+        """
+        level = self._stream.level
+        if encoding is not None:
+            codec = _trusted_codec(encoding)
+        else:
+            codec = charset_codec(self.get_charset(), self.name)
+        return await parse_urlencoded(
+            await self.read(), codec, level.limits, field=self.name, turn=level.counts, codec=True
+        )
 
     async def release(self) -> None:
         """Skip the rest of the part."""

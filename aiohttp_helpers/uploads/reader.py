@@ -16,16 +16,19 @@ from ..errors import (
     BadRequest,
     BodyTooLarge,
     DecodedTooLarge,
+    FieldsMemoryExceeded,
     FieldTooLarge,
     FileTooLarge,
     MalformedMultipart,
     NestingTooDeep,
     NotMultipart,
+    RequestTimeout,
     TooManyFields,
     TooManyFiles,
     TooManyParts,
     TypeNotAllowed,
     UploadIdleTimeout,
+    UploadTooSlow,
 )
 from .decoding import Decoder, make_decoders, run_decoders
 from .headers import PartHead, parse_content_type
@@ -46,13 +49,15 @@ _TURN = 0.01
 class Counts:
     """What one body has used of its limits so far, shared by its nesting levels."""
 
-    __slots__ = ("decoded", "fields", "files", "parts", "turn")
+    __slots__ = ("decoded", "fields", "files", "parts", "text", "turn")
 
     def __init__(self) -> None:
         self.parts = 0
         self.files = 0
         self.fields = 0
         self.decoded = 0
+        #: Decoded bytes of text (non-file) parts, against ``max_fields_memory``.
+        self.text = 0
         #: When (``time.monotonic()``) the body's reader next lets other tasks run.
         self.turn = 0.0
 
@@ -85,30 +90,71 @@ class Source:
 
 
 class _Watchdog:
-    """Fails the stream when one read waits ``timeout`` seconds: one timer, re-armed lazily."""
+    """Fails the stream when one read waits ``timeout`` seconds, or the body comes too slowly.
 
-    __slots__ = ("_content", "_handle", "_loop", "_timeout", "since")
+    One timer, re-armed lazily: every deadline it computes is no earlier than the one
+    before, so a timer that fires early only re-arms itself.
 
-    def __init__(self, content: StreamReader, timeout: float) -> None:
+    The rate counts the time spent waiting for body bytes, not the time the handler spent
+    on them: a handler that saves a file slowly does not make its client "too slow".
+    """
+
+    __slots__ = (
+        "_content",
+        "_handle",
+        "_loop",
+        "_min_rate",
+        "_timeout",
+        "received",
+        "since",
+        "waited",
+    )
+
+    def __init__(self, content: StreamReader, timeout: float, min_rate: float | None) -> None:
         self._content = content
         self._timeout = timeout
+        self._min_rate = min_rate
         self._loop = asyncio.get_running_loop()
         self._handle: asyncio.TimerHandle | None = None
         self.since: float | None = None
+        #: Seconds spent waiting in reads that have ended, and the bytes they brought.
+        self.waited = 0.0
+        self.received = 0
 
     def start(self) -> None:
         self.since = now = self._loop.time()
         if self._handle is None:
-            self._handle = self._loop.call_at(now + self._timeout, self._check)
+            self._handle = self._loop.call_at(self._deadline(now)[0], self._check)
+
+    def stop(self, received: int) -> None:
+        since = self.since
+        if since is not None:
+            self.waited += self._loop.time() - since
+            self.since = None
+        self.received += received
+
+    def _deadline(self, since: float) -> tuple[float, bool]:
+        """When the current wait fails, and whether it fails for the rate (not idleness)."""
+        idle = since + self._timeout
+        rate = self._min_rate
+        if rate is None:
+            return idle, False
+        # Fails once the time waited reaches both idle_timeout and received / min_rate.
+        slow = since - self.waited + max(self._timeout, self.received / rate)
+        return (slow, True) if slow < idle else (idle, False)
 
     def _check(self) -> None:
         self._handle = None
         since = self.since
         if since is None:
             return
-        deadline = since + self._timeout
+        deadline, slow = self._deadline(since)
         if self._loop.time() + 0.001 >= deadline:
-            self._content.set_exception(UploadIdleTimeout(self._timeout))
+            if slow:
+                assert self._min_rate is not None
+                self._content.set_exception(UploadTooSlow(self._min_rate))
+            else:
+                self._content.set_exception(UploadIdleTimeout(self._timeout))
         else:
             self._handle = self._loop.call_at(deadline, self._check)
 
@@ -119,17 +165,29 @@ class _Watchdog:
             self._handle = None
 
 
+#: Pieces shorter than this are joined with the next ones: a read gathers what is already
+#: buffered behind a small chunk, and a part joins its small pieces before handing them
+#: on, so that a body sent in tiny pieces is handled and stored in pieces of a useful size.
+_SMALL = 8 * 1024
+#: Decoder output gathered behind a small piece before it is handed on.
+_GATHER = 64 * 1024
+
+
 class BodySource(Source):
     """An HTTP body: bytes counted against ``max_body_size``, stalls against ``idle_timeout``."""
 
     __slots__ = ("_content", "_limit", "_total", "_watchdog")
 
-    def __init__(self, content: StreamReader, limits: UploadLimits) -> None:
+    def __init__(
+        self, content: StreamReader, limits: UploadLimits, limit: int | None = None
+    ) -> None:
         self._content = content
-        self._limit = limits.max_body_size
+        self._limit = limits.max_body_size if limit is None else limit
         self._total = 0
         self._watchdog = (
-            _Watchdog(content, limits.idle_timeout) if limits.idle_timeout is not None else None
+            _Watchdog(content, limits.idle_timeout, limits.min_rate)
+            if limits.idle_timeout is not None
+            else None
         )
 
     async def read(self) -> bytes:
@@ -137,13 +195,20 @@ class BodySource(Source):
         watchdog = self._watchdog
         if watchdog is not None:
             watchdog.start()
+        data = b""
         try:
             while True:
                 data, end_of_chunk = await content.readchunk()
                 # (b"", True) marks the end of an HTTP chunk; (b"", False) the end of the body.
                 if data or not end_of_chunk or content.at_eof():
                     break
-        except UploadIdleTimeout:
+            if data and len(data) < _SMALL:
+                # Bounded in bytes, and so in time too: aiohttp takes a few microseconds
+                # for each HTTP chunk it hands over, however small.
+                more = content.read_nowait(_SMALL - len(data))
+                if more:
+                    data += more
+        except RequestTimeout:
             # After the answer aiohttp reads what is left of the body, and would log the
             # stall as an unhandled exception with its traceback, once per stalled client.
             # A TimeoutError there means "give up on the rest": it closes quietly.
@@ -158,7 +223,7 @@ class BodySource(Source):
             raise BadRequest("the request body's transfer framing is malformed") from None
         finally:
             if watchdog is not None:
-                watchdog.since = None
+                watchdog.stop(len(data))
         if data:
             self._total += len(data)
             if self._total > self._limit:
@@ -414,10 +479,35 @@ class PartStream:
             raise FieldTooLarge(self.name, self.limit)
         counts = self.level.counts
         counts.decoded += n
-        if counts.decoded > self.level.limits.decoded_limit:
-            raise DecodedTooLarge(self.name, self.level.limits.decoded_limit)
+        limits = self.level.limits
+        if counts.decoded > limits.decoded_limit:
+            raise DecodedTooLarge(self.name, limits.decoded_limit)
+        if not self.is_file:
+            counts.text += n
+            if counts.text > limits.max_fields_memory:
+                raise FieldsMemoryExceeded(limits.max_fields_memory, self.name)
 
     async def _next_decoded(self) -> bytes:
+        """The next decoded bytes: at least ``_SMALL`` of them unless the part ends first.
+
+        A client can send a part in pieces of a byte or two (each its own TCP segment, or
+        its own HTTP chunk): handing each on would make whatever stores them (a spool,
+        ``read()``) hold one object per piece, dozens of times the part's size.
+        """
+        data = await self._next_piece()
+        if not data or len(data) >= _SMALL:
+            return data
+        if self._decoders is None and self.level.parser.part_ending:
+            return data  # the last piece of a short part: nothing to join it with
+        buf = bytearray(data)
+        while len(buf) < _SMALL:
+            more = await self._next_piece()
+            if not more:
+                break
+            buf += more
+        return bytes(buf)
+
+    async def _next_piece(self) -> bytes:
         level = self.level
         decoders = self._decoders
         while True:
@@ -426,6 +516,13 @@ class PartStream:
                 # One bounded piece at a time: a bomb is stopped after one step.
                 piece = next(gen, None)
                 if piece is not None:
+                    if not piece:
+                        # A tick: the decoder works on without output so far.
+                        if level.counts.turn_due():
+                            await level.counts.take_turn()
+                        continue
+                    if len(piece) < _GATHER:
+                        piece = await self._gather(gen, piece)
                     return piece
                 self._gen = None
                 if self._finishing:
@@ -444,10 +541,36 @@ class PartStream:
                 self._gen = run_decoders(decoders, b"")
                 self._finishing = True
 
+    async def _gather(self, gen: Iterator[bytes], piece: bytes) -> bytes:
+        """``piece`` and the decoder's next small pieces, joined up to ``_GATHER`` bytes.
+
+        A stream of tiny decoder steps (a million 2-byte gzip members) then costs one
+        object per ``_GATHER`` bytes downstream, not one per step; the event loop gets
+        its turn in between.
+        """
+        counts = self.level.counts
+        if counts.turn_due():
+            await counts.take_turn()
+        buf: bytearray | None = None
+        while True:
+            more = next(gen, None)
+            if more is None:
+                # Exhausted: the next call finds it so, and ends the part if it was the last.
+                self._gen = iter(())
+                break
+            if buf is None:
+                buf = bytearray(piece)
+            buf += more
+            if len(buf) >= _GATHER:
+                break
+            if counts.turn_due():
+                await counts.take_turn()
+        return piece if buf is None else bytes(buf)
+
     def _end(self) -> None:
+        # It stays the level's current part: moving on still marks it abandoned, so that
+        # what a reader held back of it is dropped too.
         self.done = True
-        if self.level.current is self:
-            self.level.current = None
 
     async def next_chunk(self) -> bytes:
         """The next decoded bytes, checked against the limits; ``b""`` at the end."""
