@@ -359,8 +359,10 @@ async def test_slow_closes_are_stopped_with_the_registry(serve: Serve) -> None:
         await wait_for(lambda: len(helpers.websockets) == 1)
         blob = b"\x01" * 2**25
         await helpers.websockets.broadcast(blob)
+        await helpers.websockets.broadcast(blob)
+        assert helpers.websockets.slow_closes == 1
         # The slow socket's close hangs on a full buffer: stop() ends it.
-        await helpers.websockets.stop()
+        await asyncio.wait_for(helpers.websockets.stop(), 5)
     finally:
         slow.close()
 
