@@ -8,7 +8,7 @@ import struct
 import time
 import weakref
 import zlib
-from collections.abc import Coroutine, Iterable, Iterator
+from collections.abc import Coroutine, Iterator
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -269,29 +269,34 @@ class WebSocketRegistry:
             how many sockets were handed the message.
         """
         if group is None:
-            targets: Iterable[WebSocket] = self
+            targets: list[WebSocket | None] = [ref() for ref in list(self._sockets)]
         else:
             members = self._groups.get(group)
             if not members:
                 return 0
             targets = list(members)
         frames = _Frames(data)
+        plain = frames.plain
         behind = self._behind
+        any_behind = bool(behind)
         delivered = 0
+        # The fast path: a few attribute reads and one write per socket, nothing else.
         for ws in targets:
+            if ws is None:
+                continue
             # aiohttp<3.15: no public way to write a prepared frame; the writer holds the
             # transport and protocol, and its state says whether a frame may still go out.
             writer = ws._writer
-            if writer is None or ws.closed or writer._closing:
+            if writer is None or ws._closed or writer._closing:
                 continue
             transport = writer.transport
             if transport.is_closing():
                 continue
-            frame = frames.plain if not writer.compress else frames.for_writer(writer)
+            frame = frames.for_writer(writer) if writer.compress else plain
             if not writer.protocol._paused:
                 transport.write(frame)
                 delivered += 1
-                if behind:
+                if any_behind:
                     behind.pop(ws, None)
             elif self._behind_but_taking(ws, transport, len(frame)):
                 transport.write(frame)
