@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 # the websockets library: put the repository root there instead.
 sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-from bench._harness import Server, free_port, median, raise_nofile, rss, table
+from bench._harness import Server, free_port, median, raise_nofile, rss, table  # noqa: E402
 
 HERE = os.path.abspath(__file__)
 PAD = "x" * 64
