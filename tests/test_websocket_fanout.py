@@ -285,3 +285,23 @@ def test_broadcast_backlog_is_validated() -> None:
         ah.WebSocketSettings(broadcast_backlog=-1)
     with pytest.raises(TypeError, match="broadcast_backlog must be an int"):
         ah.WebSocketSettings(broadcast_backlog=1.5)  # type: ignore[arg-type]
+
+
+async def test_a_transport_that_refuses_the_write_is_skipped(serve: Serve) -> None:
+    delivered: list[int] = []
+
+    @ah.websocket_handler
+    async def handler(request: web.Request, ws: ah.ServerWebSocket) -> None:
+        registry = ah.get_helpers(request.app).websockets
+        assert request.transport is not None
+        # After write_eof() the transport raises on write (and is not "closing").
+        request.transport.write_eof()
+        delivered.append(await registry.deliver(None, "refused"))
+
+    app, _ = recording_app(handler, close_timeout=0.5)
+    base = await serve(app)
+    async with aiohttp.ClientSession() as session, session.ws_connect(ws_url(base)) as ws:
+        # The server wrote EOF: the connection ends without a close frame.
+        assert (await ws.receive(timeout=5)).type is aiohttp.WSMsgType.CLOSED
+    await wait_for(lambda: bool(delivered))
+    assert delivered == [0]

@@ -293,14 +293,19 @@ class WebSocketRegistry:
             if transport.is_closing():
                 continue
             frame = frames.for_writer(writer) if writer.compress else plain
-            if not writer.protocol._paused:
-                transport.write(frame)
-                delivered += 1
-                if any_behind:
-                    behind.pop(ws, None)
-            elif self._behind_but_taking(ws, transport, len(frame)):
-                transport.write(frame)
-                delivered += 1
+            try:
+                if not writer.protocol._paused:
+                    transport.write(frame)
+                    delivered += 1
+                    if any_behind:
+                        behind.pop(ws, None)
+                elif self._behind_but_taking(ws, transport, len(frame)):
+                    transport.write(frame)
+                    delivered += 1
+            except (OSError, RuntimeError):
+                # The connection broke under us (aiohttp's own send raises the same): the
+                # socket's reader sees it and ends; the others go on.
+                continue
         self.broadcasts += 1
         self.deliveries += delivered
         return delivered
