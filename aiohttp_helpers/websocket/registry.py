@@ -281,6 +281,11 @@ class WebSocketRegistry:
         any_behind = bool(behind)
         delivered = 0
         # The fast path: a few attribute reads and one write per socket, nothing else.
+        # aiohttp writes each of its own frames with no await between header and payload
+        # (compressed ones too, once compressed), so a frame written here never lands
+        # inside one of the handler's. Nothing here waits on the protocol's drain, so a
+        # connection whose drain was poisoned by a cancelled send (aiohttp<3.15) is not
+        # touched: it stays over its mark and is closed (aborted) as slow.
         for ws in targets:
             if ws is None:
                 continue
