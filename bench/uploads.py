@@ -263,6 +263,27 @@ def _touch_pages(directory: Path, size: int) -> None:
     path.unlink()
 
 
+def _memory(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM (the peak since the last reset) of ``pid``, in bytes."""
+    out = {}
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out[key] = int(value.split()[0]) * 1024
+    return out
+
+
+def _reset_peak(pid: int) -> bool:
+    """Reset VmHWM to the current RSS (Linux: clear_refs 5); False where it cannot."""
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w", encoding="ascii") as refs:
+            refs.write("5")
+    except OSError:
+        return False
+    return True
+
+
 def _curl(url: str, *args: str) -> dict[str, Any]:
     answer = subprocess.run(
         ["curl", "-sS", "--fail-with-body", "-H", "Expect:", *args, url],
@@ -306,18 +327,22 @@ def run(size: int, rounds: int, fields: int, directory: Path, skip_large: bool) 
                 return f"{bases['aiohttp']}/{variant}"
 
             large: dict[str, list[float]] = {v: [] for v in LARGE}
+            growth: dict[str, list[float]] = {v: [] for v in LARGE}
             many: dict[str, list[float]] = {v: [] for v in FIELDS}
             for round_ in range(rounds + 1):
                 if not skip_large:
                     order = LARGE[round_ % len(LARGE) :] + LARGE[: round_ % len(LARGE)]
                     for variant in order:
+                        pid = star_server.pid if variant == "starlette" else aio_server.pid
+                        can_reset = _reset_peak(pid)
+                        before = _memory(pid)["VmRSS"]
                         doc = _curl(url(variant), "-F", f"f=@{source}")
-                        assert doc["bytes"] >= size, (
-                            variant,
-                            doc,
-                        )  # drain and write count the framing
+                        # drain and write count the multipart framing too
+                        assert doc["bytes"] >= size, (variant, doc)
+                        peak = max(0, _memory(pid)["VmHWM"] - before) if can_reset else float("nan")
                         if round_:
                             large[variant].append(size / doc["seconds"])
+                            growth[variant].append(peak)
                 for variant in FIELDS:
                     doc = _curl(
                         url(variant), "-H", f"Content-Type: {content_type}",
@@ -343,11 +368,18 @@ def run(size: int, rounds: int, fields: int, directory: Path, skip_large: bool) 
                 ratios = [r / b for r, b in zip(rates, large[base], strict=True)]
                 return f"{median(ratios):.2f}x"
 
+            peak = max(growth[variant])
             rows.append(
                 [LABELS[variant], f"{median(rates) / 1e9:.2f} GB/s", vs("drain"), vs("write"),
-                 vs("starlette")]
+                 vs("starlette"), "n/a" if peak != peak else f"{peak / MiB:.1f} MiB"]
             )  # fmt: skip
-        print(table(["variant", "rate", "vs drain", "vs drain+write", "vs Starlette"], rows))
+        print(
+            table(
+                ["variant", "rate", "vs drain", "vs drain+write", "vs Starlette",
+                 "peak RSS growth"],
+                rows,
+            )
+        )  # fmt: skip
         print(
             "targets: read_form()+save() >= 0.8x drain+write, iter_parts()+part.save() >= "
             "0.9x, both >= 2x Starlette (ratios are medians of per-round ratios)"
