@@ -287,7 +287,7 @@ class WebSocketRegistry:
         # connection whose drain was poisoned by a cancelled send (aiohttp<3.15) is not
         # touched: it stays over its mark and is closed (aborted) as slow.
         for ws in targets:
-            if ws is None:
+            if ws is None:  # pragma: no cover (a collected socket leaves the dict at once)
                 continue
             # aiohttp<3.15: no public way to write a prepared frame; the writer holds the
             # transport and protocol, and its state says whether a frame may still go out.
