@@ -37,7 +37,7 @@ demo: install
 	$(PY) examples/demo.py --host $(HOST) --port $(PORT)
 
 bench: install sysdeps
-	@set -e; for b in $(filter-out bench/__init__.py bench/soak.py,$(wildcard bench/*.py)); do \
+	@set -e; for b in $(filter-out bench/__init__.py bench/_harness.py bench/soak.py,$(wildcard bench/*.py)); do \
 		echo "== $$b"; $(PY) $$b; done
 
 soak: install

@@ -260,7 +260,10 @@ class RedisBroadcast:
         if deliver is None:
             raise RuntimeError("the broadcast backend is not started")
         payload = encode_message(self._origin, group, data)
-        await asyncio.gather(self._publish(payload), deliver(group, data))
+        # The local delivery writes to the transports without waiting for any, so it
+        # comes first and needs no task of its own; then the round trip to Redis.
+        await deliver(group, data)
+        await self._publish(payload)
 
     async def stop(self) -> None:
         """Unsubscribe, close the connections and stop retrying; idempotent."""

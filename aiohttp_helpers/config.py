@@ -164,6 +164,10 @@ class WebSocketSettings:
     ``send_timeout`` bounds one socket's share of a broadcast; ``close_timeout`` is
     the deadline for the closing handshake at shutdown; ``broadcast`` selects the
     backend that carries broadcasts between processes (``None``: in memory);
+    ``broadcast_backlog`` is how many bytes a socket's write buffer may hold past its
+    high-water mark and still take broadcasts (0: none): a socket that would go past it,
+    or that stays over its high-water mark for longer than ``send_timeout``, is closed
+    with 1008 rather than waited for;
     ``messages`` is what a handler's ``ws.messages()`` yields: ``"any"`` (text as
     ``str``, binary as ``bytes``), ``"text"``, ``"bytes"`` or ``"json"`` (text parsed as
     JSON); data of the other kind closes with 1003, JSON that does not parse with 1007.
@@ -189,6 +193,7 @@ class WebSocketSettings:
     messages: Literal["any", "text", "bytes", "json"] = "any"
     allowed_origins: tuple[str, ...] | None = None
     strict_frames: bool = True
+    broadcast_backlog: int = 256 * KiB
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "allowed_origins", normalise_allowed_origins(self.allowed_origins))
@@ -199,6 +204,11 @@ class WebSocketSettings:
         _positive("max_connections_per_client", self.max_connections_per_client, optional=True)
         _positive("send_timeout", self.send_timeout)
         _positive("close_timeout", self.close_timeout)
+        backlog = self.broadcast_backlog
+        if isinstance(backlog, bool) or not isinstance(backlog, int):
+            raise TypeError(f"broadcast_backlog must be an int, got {type(backlog).__name__}")
+        if backlog < 0:
+            raise ValueError(f"broadcast_backlog must be 0 or more, got {backlog!r}")
         if self.messages not in ("any", "text", "bytes", "json"):
             raise ValueError(
                 f"messages must be 'any', 'text', 'bytes' or 'json', got {self.messages!r}"

@@ -1,18 +1,35 @@
-"""Broadcast fan-out: 1,000 clients on one process in memory, or over 2 processes through Redis.
+"""Broadcast fan-out: ours against a plain aiohttp send loop and ``websockets.broadcast()``.
 
-Each server is ``web.run_app`` in its own process on 127.0.0.1; a real ``redis-server``
-(persistence off, a free port) carries the Redis case. The clients (plain sockets that
-parse the server's frames, so that they cost little) run in this process, split evenly
-between the servers. One server broadcasts; every message carries the monotonic clock at
-the moment ``broadcast()`` was called, so latency is measured from the call to the moment
-a client has the frame (CLOCK_MONOTONIC is shared by the processes of one machine).
+Every setup is a server in a process of its own on 127.0.0.1, measured in the same run,
+in rotated order, ``--rounds`` times at each client count (1,000 and 10,000 by default):
 
-Two measures per round: a burst of back-to-back broadcasts (messages per second, from the
-first call to the last frame at the last client) and a paced run (p50 / p99 latency of
-every delivery). The two setups alternate, ``--rounds`` times each; medians are shown.
-Prints a table; asserts nothing.
+- ``ours``: ``helpers.websockets.broadcast()`` (in memory, the default backend);
+- ``plain aiohttp``: ``for ws in sockets: await ws.send_str(msg)`` over aiohttp sockets;
+- ``websockets``: the ``websockets`` library's asyncio server and ``websockets.broadcast()``;
+- ``ours, Redis, 2 procs`` (with ``--redis``, 1,000 clients): two server processes of
+  ours joined by ``RedisBroadcast`` on a throwaway ``redis-server``, clients split.
 
-    python bench/broadcast.py [--clients 1000] [--rounds 3] [--burst 40] [--paced 10]
+The clients are plain asyncio sockets that parse the server's frames, spread over
+``--client-procs`` processes, so that they cost little. Each server answers a tiny line
+protocol on a control port: ``count``, ``rss`` and ``fire N RATE`` (broadcast ``N``
+messages, ``RATE`` per second, 0 for back to back; answers the seconds it took).
+
+Three measures per round:
+
+- **hand-off**: the clients stop reading, the server broadcasts ``--burst`` messages back
+  to back and times it; deliveries/s = burst x clients / seconds. This is the server's
+  cost of fan-out (the frames are in the kernel's buffers when a send returns), free of
+  the clients' costs;
+- **end to end**: the same burst with the clients reading, from the ``fire`` command to
+  the last frame at the last client;
+- **latency**: ``--paced`` messages at 5/s, each stamped with the monotonic clock when it
+  was broadcast; p50 / p99 of every delivery.
+
+And the server's memory per idle connection: (RSS with every client connected - RSS
+before the first) / clients. Medians of the rounds are shown, with ratios against ours.
+Prints tables; asserts nothing.
+
+    python bench/broadcast.py [--clients 1000,10000] [--rounds 3] [--burst 40] [--redis]
 """
 
 from __future__ import annotations
@@ -20,87 +37,161 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import json
+import contextlib
+import gc
 import os
 import shutil
+import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+
+# Run as a script, bench/ comes first on the path, where bench/websockets.py would shadow
+# the websockets library: put the repository root there instead.
+sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+from bench._harness import Server, free_port, median, raise_nofile, rss, table  # noqa: E402
 
 HERE = os.path.abspath(__file__)
 PAD = "x" * 64
-#: Broadcasts per second in the paced run: below either setup's capacity, so that the
-#: latency is that of one fan-out, not of a queue.
 PACED_RATE = 5.0
+NOFILE = 20000
+SETUPS = ("ours", "plain aiohttp", "websockets")
+REDIS = "ours, Redis, 2 procs"
 
 
-# -- servers (run in their own process) --------------------------------------------------
+# -- servers (each in its own process) -----------------------------------------------------
+
+Fire = Callable[[str], Awaitable[None]]
 
 
-def serve(port: int, redis_url: str | None) -> None:
-    """Serve ``/ws`` (clients), ``/count`` and ``/fire`` (broadcasts) until SIGTERM."""
+async def _control(port: int, fire: Fire, count: Callable[[], int]) -> None:
+    """Serve the control protocol on ``port`` until cancelled."""
+    loop = asyncio.get_running_loop()
+
+    async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while line := (await reader.readline()).decode().split():
+            if line[0] == "count":
+                answer = str(count())
+            elif line[0] == "rss":
+                gc.collect()
+                answer = str(rss(os.getpid()))
+            else:
+                n, rate = int(line[1]), float(line[2])
+                began = loop.time()
+                for seq in range(n):
+                    if rate:
+                        await asyncio.sleep(max(0.0, began + seq / rate - loop.time()))
+                    await fire(f"{seq} {time.monotonic():.6f} {PAD}")
+                answer = f"{loop.time() - began:.6f}"
+            writer.write(answer.encode() + b"\n")
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(session, "127.0.0.1", port)
+    async with server:
+        await asyncio.Future()
+
+
+async def _until_stopped() -> None:
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+
+
+async def serve(kind: str, port: int, control: int, redis_url: str | None) -> None:
+    """Serve WebSockets at ``/ws`` on ``port`` the way ``kind`` says, until SIGTERM."""
+    raise_nofile(NOFILE)
+    if kind == "websockets":
+        await _serve_websockets(port, control)
+        return
+
     from aiohttp import web
 
     import aiohttp_helpers as ah
 
-    backend = ah.RedisBroadcast(redis_url, channel="bench") if redis_url else None
     app = web.Application()
-    websockets = ah.setup(
-        app,
-        websockets=ah.WebSocketSettings(heartbeat=None, broadcast=backend, send_timeout=30.0),
-    ).websockets
+    fire: Fire
+    if kind == "plain":
+        sockets: set[web.WebSocketResponse] = set()
 
-    @ah.websocket_handler
-    async def idle(request: web.Request, ws: ah.ServerWebSocket) -> None:
-        async for _ in ws.messages():
-            pass
+        async def plain(request: web.Request) -> web.WebSocketResponse:
+            ws = web.WebSocketResponse()
+            await ws.prepare(request)
+            sockets.add(ws)
+            try:
+                async for _ in ws:
+                    pass
+            finally:
+                sockets.discard(ws)
+            return ws
 
-    async def count(request: web.Request) -> web.Response:
-        return web.json_response({"sockets": len(websockets)})
+        async def send_loop(msg: str) -> None:
+            for ws in list(sockets):
+                await ws.send_str(msg)
 
-    async def fire(request: web.Request) -> web.Response:
-        """Broadcast ``n`` messages, ``rate`` per second (0: back to back)."""
-        n, rate = int(request.query["n"]), float(request.query["rate"])
-        loop = asyncio.get_running_loop()
-        began = loop.time()
-        for seq in range(n):
-            if rate:
-                await asyncio.sleep(max(0.0, began + seq / rate - loop.time()))
-            await websockets.broadcast(f"{seq} {time.monotonic():.6f} {PAD}")
-        return web.json_response({"seconds": loop.time() - began})
+        app.router.add_get("/ws", plain)
+        fire, count = send_loop, sockets.__len__
+    else:
+        backend = ah.RedisBroadcast(redis_url, channel="bench") if redis_url else None
+        registry = ah.setup(
+            app, websockets=ah.WebSocketSettings(heartbeat=None, broadcast=backend)
+        ).websockets
 
-    app.router.add_get("/ws", idle)
-    app.router.add_get("/count", count)
-    app.router.add_post("/fire", fire)
+        @ah.websocket_handler
+        async def idle(request: web.Request, ws: ah.ServerWebSocket) -> None:
+            async for _ in ws.messages():
+                pass
 
-    def ready(_banner: str) -> None:
+        app.router.add_get("/ws", idle)
+        fire, count = registry.broadcast, registry.__len__
+
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port, backlog=2048).start()
+    task = asyncio.create_task(_control(control, fire, count))
+    print("ready", flush=True)
+    await _until_stopped()
+    task.cancel()
+    await runner.cleanup()
+
+
+async def _serve_websockets(port: int, control: int) -> None:
+    from websockets.asyncio.server import ServerConnection, broadcast
+    from websockets.asyncio.server import serve as ws_serve
+
+    async def hold(conn: ServerConnection) -> None:
+        await conn.wait_closed()
+
+    async with ws_serve(
+        hold, "127.0.0.1", port, compression=None, ping_interval=None, backlog=2048
+    ) as server:
+
+        async def fire(msg: str) -> None:
+            broadcast(server.connections, msg)
+
+        task = asyncio.create_task(_control(control, fire, lambda: len(server.connections)))
         print("ready", flush=True)
+        await _until_stopped()
+        task.cancel()
 
-    web.run_app(app, host="127.0.0.1", port=port, print=ready, access_log=None, backlog=2048)
 
-
-# -- clients (in this process) -----------------------------------------------------------
+# -- clients (in --client-procs processes) ---------------------------------------------------
 
 
 @dataclass
 class Tally:
-    """What the clients received in the current run."""
+    """What this process's clients received since the last ``expect``."""
 
     expected: int = 0
     frames: int = 0
     last: float = 0.0
     latencies: list[float] = field(default_factory=list)
     done: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def reset(self, expected: int) -> None:
-        self.expected, self.frames, self.last = expected, 0, 0.0
-        self.latencies = []
-        self.done = asyncio.Event()
 
 
 class Client(asyncio.Protocol):
@@ -155,214 +246,264 @@ class Client(asyncio.Protocol):
                 tally.frames += 1
             pos += head + length
         del buf[:pos]
-        if tally.frames >= tally.expected and tally.expected and not tally.done.is_set():
+        if tally.expected and tally.frames >= tally.expected and not tally.done.is_set():
             tally.last = now
             tally.done.set()
 
 
-async def _connect(port: int, tally: Tally) -> Client:
+async def clients(ports: list[int], count: int) -> None:
+    """Open ``count`` clients over ``ports``, then obey commands read from stdin."""
+    raise_nofile(NOFILE)
     loop = asyncio.get_running_loop()
-    upgraded: asyncio.Future[None] = loop.create_future()
-    _, client = await loop.create_connection(
-        lambda: Client(port, tally, upgraded), "127.0.0.1", port
-    )
-    await upgraded
-    return client
+    tally = Tally()
+    sem = asyncio.Semaphore(64)
+
+    async def one(i: int) -> Client:
+        async with sem:
+            upgraded: asyncio.Future[None] = loop.create_future()
+            port = ports[i % len(ports)]
+            _, client = await loop.create_connection(
+                lambda: Client(port, tally, upgraded), "127.0.0.1", port
+            )
+            await upgraded
+            return client
+
+    conns = await asyncio.gather(*(one(i) for i in range(count)))
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    print("ready", flush=True)
+    while words := (await reader.readline()).decode().split():
+        if words[0] == "pause":
+            for conn in conns:
+                assert conn.transport is not None
+                conn.transport.pause_reading()
+            print("ok", flush=True)
+        elif words[0] == "expect":
+            tally.expected, tally.frames, tally.latencies = int(words[1]), 0, []
+            tally.done = asyncio.Event()
+            for conn in conns:
+                assert conn.transport is not None
+                if not conn.transport.is_reading():
+                    conn.transport.resume_reading()
+            print("ok", flush=True)
+            async with asyncio.timeout(300):
+                await tally.done.wait()
+            lat = sorted(tally.latencies)
+            p50, p99 = lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+            print(f"{tally.last:.6f} {p50:.6f} {p99:.6f}", flush=True)
+    for conn in conns:
+        assert conn.transport is not None
+        conn.transport.close()
 
 
-async def _http(port: int, method: str, path: str) -> dict[str, Any]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(
-        f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n"
-        "Connection: close\r\n\r\n".encode()
-    )
-    raw = await reader.read()
-    writer.close()
-    result: dict[str, Any] = json.loads(raw.partition(b"\r\n\r\n")[2])
-    return result
+# -- orchestration (this process) ------------------------------------------------------------
 
 
-# -- orchestration -----------------------------------------------------------------------
+class Control:
+    """A connection to a server's control port."""
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class Redis:
-    """A throwaway ``redis-server`` on a free loopback port, persistence off."""
-
-    def __init__(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise SystemExit("redis-server is not installed (make sysdeps installs it)")
-        self.port = _free_port()
-        self.dir = tempfile.mkdtemp(prefix="bench-redis-")
-        self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.dir, "--loglevel", "warning"],
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
+    def __init__(self, port: int) -> None:
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+        while True:
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
-                    sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
-                        return
+                self.sock = socket.create_connection(("127.0.0.1", port), timeout=600)
+                break
             except OSError:
+                if time.monotonic() > deadline:
+                    raise
                 time.sleep(0.02)
-        self.close()
-        raise SystemExit("redis-server did not start")
+        self.file = self.sock.makefile("rw", encoding="ascii")
 
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+    def ask(self, line: str) -> str:
+        self.file.write(line + "\n")
+        self.file.flush()
+        return self.file.readline().strip()
 
     def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        self.file.close()
+        self.sock.close()
 
 
-def _start_server(redis_url: str | None) -> tuple[subprocess.Popen[str], int]:
-    port = _free_port()
-    args = [sys.executable, HERE, "--serve", str(port)] + (
-        ["--redis", redis_url] if redis_url else []
-    )
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    if proc.stdout.readline().strip() != "ready":
-        proc.kill()
-        raise RuntimeError("a server did not start")
-    return proc, port
+@contextlib.contextmanager
+def redis_server() -> Iterator[str]:
+    """A throwaway ``redis-server`` on a free loopback port, persistence off."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis-server is not installed (make sysdeps installs it)")
+    port, directory = free_port(), tempfile.mkdtemp(prefix="bench-redis-")
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", directory, "--loglevel", "warning"],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise SystemExit("redis-server did not start") from None
+                time.sleep(0.02)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @dataclass
 class Round:
-    rate: float
+    handoff: float  # deliveries/s, clients not reading (nan when not measured)
+    e2e: float  # deliveries/s, clients reading
     p50: float
     p99: float
+    per_conn: float  # bytes of server RSS per idle connection
 
 
-async def _one_round(
-    redis_url: str | None, processes: int, clients: int, burst: int, paced: int, tally: Tally
+def _one_round(
+    setup: str, n: int, burst: int, paced: int, procs: int, redis_url: str | None
 ) -> Round:
-    servers = [_start_server(redis_url) for _ in range(processes)]
-    conns: list[Client] = []
-    try:
-        ports = [port for _, port in servers]
-        sem = asyncio.Semaphore(100)
+    kind = {"ours": "ours", "plain aiohttp": "plain", "websockets": "websockets"}.get(setup, "ours")
+    processes = 2 if setup == REDIS else 1
+    with contextlib.ExitStack() as stack:
+        servers, controls = [], []
+        for _ in range(processes):
+            port, control = free_port(), free_port()
+            args = [HERE, "--serve", kind, "--port", str(port), "--control", str(control)]
+            if setup == REDIS:
+                assert redis_url is not None
+                args += ["--redis-url", redis_url]
+            servers.append((stack.enter_context(Server(args)), port))
+            controls.append(Control(control))
+            stack.callback(controls[-1].close)
+        before = sum(int(c.ask("rss")) for c in controls)
+        ports = ",".join(str(port) for _, port in servers)
+        share = [n // procs + (1 if i < n % procs else 0) for i in range(procs)]
+        clients_ = [
+            stack.enter_context(
+                Server(
+                    [HERE, "--client-ports", ports, "--count", str(k)],
+                    interactive=True,
+                    ready_within=300,
+                )
+            )
+            for k in share
+        ]
+        deadline = time.monotonic() + 60
+        while sum(int(c.ask("count")) for c in controls) < n:
+            if time.monotonic() > deadline:
+                raise RuntimeError("not every client was registered")
+            time.sleep(0.05)
+        per_conn = (sum(int(c.ask("rss")) for c in controls) - before) / n
+        fire = controls[0]
 
-        async def one(i: int) -> Client:
-            async with sem:
-                return await _connect(ports[i % len(ports)], tally)
+        def burst_run(reading: bool, count: int, rate: float) -> tuple[float, float, float, float]:
+            if not reading:
+                for c in clients_:
+                    c.send("pause")
+                    assert c.readline() == "ok"
+            for c, k in zip(clients_, share, strict=True):
+                c.send(f"expect {count * k}")
+                if reading:
+                    assert c.readline() == "ok"
+            began = time.monotonic()
+            seconds = float(fire.ask(f"fire {count} {rate}"))
+            if not reading:
+                for c in clients_:
+                    assert c.readline() == "ok"
+            last, p50, p99 = zip(*(map(float, c.readline().split()) for c in clients_), strict=True)
+            return seconds, max(last) - began, max(p50), max(p99)
 
-        conns = await asyncio.gather(*(one(i) for i in range(clients)))
-        for port in ports:  # every socket registered before the first broadcast
-            await _registered(port, clients // len(ports))
-        fire_port = ports[0]
-        await _warm_up(fire_port, clients, tally)
-
-        tally.reset(burst * clients)
-        began = time.monotonic()
-        await _http(fire_port, "POST", f"/fire?n={burst}&rate=0")
-        async with asyncio.timeout(120):
-            await tally.done.wait()
-        rate = burst / (tally.last - began)
-
-        tally.reset(paced * clients)
-        await _http(fire_port, "POST", f"/fire?n={paced}&rate={PACED_RATE}")
-        async with asyncio.timeout(120):
-            await tally.done.wait()
-        latencies = sorted(tally.latencies)
-        p50 = latencies[len(latencies) // 2]
-        p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-        return Round(rate, p50, p99)
-    finally:
-        for conn in conns:
-            if conn.transport is not None:
-                conn.transport.close()
-        for proc, _ in servers:
-            proc.terminate()
-            proc.wait(30)
+        burst_run(True, 10, 0)  # warm up
+        handoff = float("nan")
+        if setup != REDIS:
+            seconds, *_ = burst_run(False, burst, 0)
+            handoff = burst * n / seconds
+        _, e2e_seconds, _, _ = burst_run(True, burst, 0)
+        _, _, p50, p99 = burst_run(True, paced, PACED_RATE)
+        return Round(handoff, burst * n / e2e_seconds, p50, p99, per_conn)
 
 
-async def _registered(port: int, sockets: int) -> None:
-    async with asyncio.timeout(30):
-        while True:
-            if (await _http(port, "GET", "/count"))["sockets"] >= sockets:
-                return
-            await asyncio.sleep(0.01)
-
-
-async def _warm_up(port: int, clients: int, tally: Tally) -> None:
-    tally.reset(10 * clients)
-    await _http(port, "POST", "/fire?n=10&rate=0")
-    async with asyncio.timeout(60):
-        await tally.done.wait()
-
-
-async def run(clients: int, rounds: int, burst: int, paced: int) -> None:
-    redis = Redis()
-    tally = Tally()
-    setups = {  # label: (Redis URL or None for in memory, server processes)
-        "1 process, in memory (default)": (None, 1),
-        "2 processes, RedisBroadcast": (redis.url, 2),
-        "1 process, RedisBroadcast": (redis.url, 1),
-    }
-    results: dict[str, list[Round]] = {label: [] for label in setups}
+def run(counts: list[int], rounds: int, burst: int, paced: int, procs: int, redis: bool) -> None:
+    limit = raise_nofile(NOFILE)
     started = time.monotonic()
-    try:
-        for i in range(rounds):
-            labels = list(setups)
-            for label in labels[i % 3 :] + labels[: i % 3]:
-                url, processes = setups[label]
-                result = await _one_round(url, processes, clients, burst, paced, tally)
-                results[label].append(result)
-    finally:
-        redis.close()
-
-    def med(label: str, what: str) -> float:
-        return float(statistics.median(getattr(r, what) for r in results[label]))
-
-    print(
-        f"Broadcast fan-out to {clients} clients: {burst} back-to-back broadcasts, then "
-        f"{paced} paced at {PACED_RATE:g}/s; median of {rounds} rounds, setups rotated"
-    )
-    base = next(iter(setups))
-    width = max(len(label) for label in setups)
-    print(
-        f"{'setup':<{width}}  {'broadcasts/s':>12}  {'deliveries/s':>12}  {'p50':>8}  {'p99':>8}"
-        f"  {'rate ratio':>10}  {'p99 ratio':>9}"
-    )
-    for label in setups:
-        rate, p99 = med(label, "rate"), med(label, "p99")
-        print(
-            f"{label:<{width}}  {rate:>12,.0f}  {rate * clients:>12,.0f}  "
-            f"{med(label, 'p50') * 1e3:>6.1f}ms  {p99 * 1e3:>6.1f}ms"
-            f"  {rate / med(base, 'rate'):>9.2f}x  {p99 / med(base, 'p99'):>8.2f}x"
-        )
-    print("(ratios: against 1 process in memory, measured in the same run)")
+    with contextlib.ExitStack() as stack:
+        redis_url = stack.enter_context(redis_server()) if redis else None
+        for n in counts:
+            if n + 100 > limit:
+                print(f"skipping {n} clients: the open-file limit is {limit}")
+                continue
+            setups = list(SETUPS) + ([REDIS] if redis and n <= 1000 else [])
+            results: dict[str, list[Round]] = {label: [] for label in setups}
+            for i in range(rounds):
+                order = setups[i % len(setups) :] + setups[: i % len(setups)]
+                for label in order:
+                    results[label].append(_one_round(label, n, burst, paced, procs, redis_url))
+            _report(n, burst, paced, rounds, results)
     print(f"total {time.monotonic() - started:.0f} s")
+
+
+def _report(n: int, burst: int, paced: int, rounds: int, results: dict[str, list[Round]]) -> None:
+    def med(label: str, what: str) -> float:
+        return median(getattr(r, what) for r in results[label])
+
+    print(
+        f"\nBroadcast to {n:,} clients: {burst} back-to-back messages (hand-off: clients not "
+        f"reading; end to end: reading), {paced} paced at {PACED_RATE:g}/s; median of "
+        f"{rounds} rounds, setups rotated"
+    )
+    ours = "ours"
+    rows = []
+    for label in results:
+        handoff, e2e = med(label, "handoff"), med(label, "e2e")
+        rows.append(
+            [
+                label,
+                "-" if handoff != handoff else f"{handoff:,.0f}",
+                "-" if handoff != handoff else f"{med(ours, 'handoff') / handoff:.2f}x",
+                f"{e2e:,.0f}",
+                f"{med(ours, 'e2e') / e2e:.2f}x",
+                f"{med(label, 'p50') * 1e3:.1f} ms",
+                f"{med(label, 'p99') * 1e3:.1f} ms",
+                f"{med(label, 'per_conn') / 1024:.1f} KiB",
+            ]
+        )
+    print(
+        table(
+            ["setup", "hand-off/s", "ours vs", "end-to-end/s", "ours vs", "p50", "p99",
+             "RSS/conn"],
+            rows,
+        )
+    )  # fmt: skip
+    print("(deliveries per second; 'ours vs' = ours / that setup, measured in the same run)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--clients", default="1000,10000", help="client counts, comma-separated")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--burst", type=int, default=40)
     parser.add_argument("--paced", type=int, default=10)
-    parser.add_argument("--serve", type=int, metavar="PORT")
-    parser.add_argument("--redis")
+    parser.add_argument("--client-procs", type=int, default=2)
+    parser.add_argument("--redis", action="store_true", help="add ours over RedisBroadcast")
+    parser.add_argument("--serve", choices=["ours", "plain", "websockets"], help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--control", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--redis-url", "--redis-url", dest="redis_url", help=argparse.SUPPRESS)
+    parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--client-ports", dest="client_ports", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve, args.redis)
-        return
-    asyncio.run(run(args.clients, args.rounds, args.burst, args.paced))
+        asyncio.run(serve(args.serve, args.port, args.control, args.redis_url))
+    elif args.client_ports:
+        asyncio.run(clients([int(p) for p in args.client_ports.split(",")], args.count))
+    else:
+        counts = [int(c) for c in args.clients.split(",")]
+        run(counts, args.rounds, args.burst, args.paced, args.client_procs, args.redis)
 
 
 if __name__ == "__main__":

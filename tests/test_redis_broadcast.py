@@ -175,6 +175,42 @@ async def test_broadcast_and_groups_reach_every_process_once(
     assert (b.published, b.received, b.dropped) == (3, 2, 0)
 
 
+async def test_each_process_decodes_a_message_once_whatever_its_sockets(
+    serve: Serve,
+    redis_server: RedisServer,
+    channel: str,
+    clients: Clients,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aiohttp_helpers import broadcast_redis
+
+    decoded: list[bytes] = []
+    real_decode = broadcast_redis.decode_message
+
+    def counting_decode(raw: bytes) -> tuple[bytes, str | None, str | bytes]:
+        decoded.append(raw)
+        return real_decode(raw)
+
+    monkeypatch.setattr(broadcast_redis, "decode_message", counting_decode)
+    app_a = create_app(redis_server.url, channel=channel, name="a")
+    app_b = create_app(redis_server.url, channel=channel, name="b")
+    url_a, url_b = await serve(app_a), await serve(app_b)
+    on_b = [await clients.connect(url_b) for _ in range(6)]
+    registry_b = ah.get_helpers(app_b).websockets
+    for n in range(3):
+        await ah.get_helpers(app_a).websockets.broadcast(f"message {n}")
+    for ws in on_b:
+        for n in range(3):
+            assert await ws.receive_str(timeout=5) == f"message {n}"
+    # A hands its own messages back to itself through Redis too: 3 decodes there, 3 on B.
+    await wait_for(lambda: len(decoded) == 6)
+    await asyncio.sleep(0.2)
+    assert len(decoded) == 6
+    assert backend_of(app_b).received == 3
+    assert (registry_b.broadcasts, registry_b.deliveries) == (3, 18)
+    assert url_a != url_b
+
+
 async def test_shutdown_unsubscribes_and_closes_its_connections(
     redis_server: RedisServer, redis_client: aioredis.Redis, channel: str
 ) -> None:

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
+import time
 import weakref
+import zlib
 from collections.abc import Coroutine, Iterator
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import WSCloseCode, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from ..broadcast import BroadcastBackend, InMemoryBroadcast
 from ..config import WebSocketSettings
 from ..lifecycle import AppState
-from .close import TOO_SLOW, CloseFrame, close_websocket, encode_reason, stale_drain_cancelled
+from .close import TOO_SLOW, CloseFrame, close_websocket, encode_reason
 from .codes import check_close_code
 
 if TYPE_CHECKING:
+    from aiohttp._websocket.writer import WebSocketWriter
+
     from ..lifecycle import Lifecycle
 
 __all__ = ["WebSocketRegistry"]
@@ -44,15 +49,19 @@ class WebSocketRegistry:
     themselves; others can be added with :meth:`add` and removed with :meth:`discard`.
 
     ``len(registry)`` counts open sockets and iterating yields them. :meth:`broadcast`
-    sends to every socket, or to one group's, concurrently, each send bounded by
-    ``settings.send_timeout``: a socket that cannot take a message in time is closed with
-    1008 and never holds up the others. :meth:`close_all` closes concurrently within a
+    writes one prebuilt frame to every socket, or to one group's, without waiting for
+    any: a socket that falls behind (see :meth:`deliver`) is closed with 1008 and never
+    holds up the others. :meth:`close_all` closes concurrently within a
     deadline, and :meth:`shutdown` does so with 1001 (1012 when the app is restarting)
     and refuses new sockets from then on.
 
     ``settings`` are the app's :class:`~aiohttp_helpers.WebSocketSettings` (timeouts,
-    caps, broadcast backend); ``lifecycle``, when set, decides refusals: no new socket
-    while the app drains or stops, and 1012 rather than 1001 when it is restarting.
+    caps, broadcast backlog, broadcast backend); ``lifecycle``, when set, decides
+    refusals: no new socket while the app drains or stops, and 1012 rather than 1001
+    when it is restarting.
+
+    Counters, for metrics (read them at any time): :attr:`broadcasts`,
+    :attr:`deliveries` and :attr:`slow_closes`.
     """
 
     def __init__(
@@ -70,6 +79,15 @@ class WebSocketRegistry:
         self._shutting_down = False
         self._backend: BroadcastBackend | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Sockets over their high-water mark -> since when; sockets being closed as slow.
+        self._behind: weakref.WeakKeyDictionary[WebSocket, float] = weakref.WeakKeyDictionary()
+        self._slow: weakref.WeakSet[WebSocket] = weakref.WeakSet()
+        #: Calls of :meth:`deliver` (each broadcast, once per process that has it).
+        self.broadcasts = 0
+        #: Frames handed to sockets by :meth:`deliver`.
+        self.deliveries = 0
+        #: Sockets closed (1008) for falling behind on broadcasts.
+        self.slow_closes = 0
 
     # -- membership ---------------------------------------------------------------
 
@@ -100,6 +118,7 @@ class WebSocketRegistry:
         client = self._sockets.pop(weakref.ref(ws), None)
         if client is not None:
             self._uncount(client)
+        self._behind.pop(ws, None)
         for name in self._memberships.pop(ws, ()):
             members = self._groups.get(name)
             if members is not None:
@@ -222,8 +241,9 @@ class WebSocketRegistry:
     async def broadcast(self, data: str | bytes, group: str | None = None) -> None:
         """Send ``data`` to every open socket, or to ``group``'s, in every process.
 
-        Text goes out as a text message, bytes as a binary one. Sends run concurrently,
-        each bounded by ``settings.send_timeout``.
+        Text goes out as a text message, bytes as a binary one. Returns once the frame
+        is written to every socket that keeps up; it never waits for a slow one (see
+        :meth:`deliver`).
         """
         _check_data(data)
         if group is not None and not isinstance(group, str):
@@ -237,37 +257,91 @@ class WebSocketRegistry:
     async def deliver(self, group: str | None, data: str | bytes) -> int:
         """Send ``data`` to this process's sockets (the backends' callback).
 
-        Returns:
-            how many sockets took the message within ``settings.send_timeout``.
-        """
-        targets = [ws for ws in (self if group is None else self.members(group)) if not ws.closed]
-        if not targets:
-            return 0
-        timeout = self.settings.send_timeout
-        if len(targets) == 1:
-            return int(await self._send(targets[0], data, timeout))
-        sent = await asyncio.gather(*(self._send(ws, data, timeout) for ws in targets))
-        return sum(sent)
+        The frame is built once per message (once more per compression window in use
+        by sockets that negotiated ``server_no_context_takeover``) and written straight
+        to each socket's transport: no task, no timer, no wait. A socket over its
+        transport's high-water mark still gets the frame while its write buffer stays
+        within ``settings.broadcast_backlog`` bytes past that mark; one that would go
+        past it, or that stays over the mark for longer than ``settings.send_timeout``,
+        is closed with 1008 in the background, and the others never wait for it.
 
-    async def _send(self, ws: WebSocket, data: str | bytes, deadline: float) -> bool:
-        try:
-            async with asyncio.timeout(deadline):
-                if isinstance(data, str):
-                    await ws.send_str(data)
-                else:
-                    await ws.send_bytes(data)
-        except (TimeoutError, asyncio.CancelledError) as exc:
-            if isinstance(exc, asyncio.CancelledError) and not stale_drain_cancelled():
-                raise
-            # Whatever was written stays queued for a client that is not reading: close it
-            # in the background so this broadcast, and the next, do not wait for it.
-            log.warning("a WebSocket took over %gs to take a broadcast: closing it", deadline)
-            self._spawn(close_websocket(ws, *TOO_SLOW, timeout=self.settings.close_timeout))
+        Returns:
+            how many sockets were handed the message.
+        """
+        if group is None:
+            targets: list[WebSocket | None] = [ref() for ref in list(self._sockets)]
+        else:
+            members = self._groups.get(group)
+            if not members:
+                return 0
+            targets = list(members)
+        frames = _Frames(data)
+        plain = frames.plain
+        behind = self._behind
+        any_behind = bool(behind)
+        delivered = 0
+        # The fast path: a few attribute reads and one write per socket, nothing else.
+        # aiohttp writes each of its own frames with no await between header and payload
+        # (compressed ones too, once compressed), so a frame written here never lands
+        # inside one of the handler's. Nothing here waits on the protocol's drain, so a
+        # connection whose drain was poisoned by a cancelled send (aiohttp<3.15) is not
+        # touched: it stays over its mark and is closed (aborted) as slow.
+        for ws in targets:
+            if ws is None:  # pragma: no cover (a collected socket leaves the dict at once)
+                continue
+            # aiohttp<3.15: no public way to write a prepared frame; the writer holds the
+            # transport and protocol, and its state says whether a frame may still go out.
+            writer = ws._writer
+            if writer is None or ws._closed or writer._closing:
+                continue
+            transport = writer.transport
+            if transport.is_closing():
+                continue
+            frame = frames.for_writer(writer) if writer.compress else plain
+            try:
+                if not writer.protocol._paused:
+                    transport.write(frame)
+                    delivered += 1
+                    if any_behind:
+                        behind.pop(ws, None)
+                elif self._behind_but_taking(ws, transport, len(frame)):
+                    transport.write(frame)
+                    delivered += 1
+            except (OSError, RuntimeError):
+                # The connection broke under us (aiohttp's own send raises the same): the
+                # socket's reader sees it and ends; the others go on.
+                continue
+        self.broadcasts += 1
+        self.deliveries += delivered
+        return delivered
+
+    def _behind_but_taking(self, ws: WebSocket, transport: asyncio.Transport, size: int) -> bool:
+        """Whether ``ws``, over its high-water mark, may take ``size`` more bytes now.
+
+        When it may not, it is closed with 1008 (once) and never waited for.
+        """
+        if ws in self._slow:
             return False
-        except (ConnectionError, RuntimeError):
-            # Closed (or closing) under us: nothing to deliver.
-            return False
-        return True
+        now = time.monotonic()
+        since = self._behind.setdefault(ws, now)
+        _, high = transport.get_write_buffer_limits()
+        settings = self.settings
+        if (
+            transport.get_write_buffer_size() + size <= high + settings.broadcast_backlog
+            and now - since <= settings.send_timeout
+        ):
+            return True
+        self._behind.pop(ws, None)
+        self._slow.add(ws)
+        self.slow_closes += 1
+        log.warning(
+            "a WebSocket fell behind on broadcasts (over %d bytes past its write buffer's "
+            "high-water mark, or over it for %gs): closing it with 1008",
+            settings.broadcast_backlog,
+            settings.send_timeout,
+        )
+        self._spawn(close_websocket(ws, *TOO_SLOW, timeout=settings.close_timeout))
+        return False
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -324,6 +398,59 @@ class WebSocketRegistry:
         frame = self.shutdown_frame
         log.debug("closing %d WebSockets with %d", len(self), frame.code)
         return await self.close_all(frame.code, frame.reason, self.settings.close_timeout)
+
+
+class _Frames:
+    """One message's frames: built once, shared by every socket that can take them."""
+
+    __slots__ = ("_compressed", "opcode", "payload", "plain")
+
+    def __init__(self, data: str | bytes) -> None:
+        if isinstance(data, str):
+            self.payload, self.opcode = data.encode("utf-8"), WSMsgType.TEXT
+        else:
+            self.payload, self.opcode = bytes(data), WSMsgType.BINARY
+        self.plain = _frame(self.payload, self.opcode, 0)
+        self._compressed: dict[int, bytes] = {}
+
+    def for_writer(self, writer: WebSocketWriter) -> bytes:
+        """The frame for a socket that negotiated permessage-deflate (RFC 7692).
+
+        A socket that keeps its compression context (the usual case, browsers
+        included) gets the uncompressed frame: RSV1 unset marks an uncompressed message,
+        which the peer takes as is and which touches neither side's compression
+        context, whereas a frame compressed here would shift the window that the
+        socket's own next compressed message refers to. A socket without context
+        takeover gets a frame compressed once per window size, shared by all of them.
+        """
+        if not writer.notakeover:
+            return self.plain
+        wbits = writer.compress
+        frame = self._compressed.get(wbits)
+        if frame is None:
+            compressor = zlib.compressobj(zlib.Z_BEST_SPEED, zlib.DEFLATED, -wbits)
+            body = compressor.compress(self.payload) + compressor.flush(zlib.Z_SYNC_FLUSH)
+            frame = self._compressed[wbits] = _frame(
+                body.removesuffix(_DEFLATE_TAIL), self.opcode, 0x40
+            )
+        return frame
+
+
+#: The empty stored block that ends a sync flush; RFC 7692 section 7.2.1 drops it.
+_DEFLATE_TAIL = b"\x00\x00\xff\xff"
+
+
+def _frame(payload: bytes, opcode: int, rsv: int) -> bytes:
+    """A final, unmasked frame (servers never mask, RFC 6455 section 5.1)."""
+    first = 0x80 | rsv | opcode
+    size = len(payload)
+    if size < 126:
+        header = struct.pack("!BB", first, size)
+    elif size < 65536:
+        header = struct.pack("!BBH", first, 126, size)
+    else:
+        header = struct.pack("!BBQ", first, 127, size)
+    return header + payload
 
 
 def _check_data(data: object) -> None:
