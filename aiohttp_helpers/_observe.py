@@ -59,7 +59,7 @@ def method_of(request: web.BaseRequest) -> str:
     return _METHODS.get(request.method, "_OTHER")
 
 
-def route_of(request: web.BaseRequest) -> str:
+def route_of(request: web.Request) -> str:
     """The route template that matched (``/items/{id}``), or :data:`UNMATCHED`."""
     try:
         resource = request.match_info.route.resource

@@ -11,6 +11,7 @@ from .errors import HelpersError
 
 if TYPE_CHECKING:
     from ._observe import Observer
+    from .opentelemetry import RequestTrace
     from .plugin import Helpers
     from .scope import RequestScope
 
@@ -20,6 +21,7 @@ __all__ = [
     "PROBLEM_KEY",
     "REQUEST_SCOPE_KEY",
     "ROUTE_LIMITS_KEY",
+    "SPAN_KEY",
     "TRACING_KEY",
     "UPLOAD_LIMITS_KEY",
     "WS_SETTINGS_KEY",
@@ -41,3 +43,5 @@ PROBLEM_KEY = web.RequestKey("aiohttp_helpers.problem", HelpersError)
 METRICS_KEY: web.AppKey[Observer] = web.AppKey("aiohttp_helpers.metrics")
 #: What ``aiohttp_helpers.opentelemetry.setup_tracing()`` installed on an app.
 TRACING_KEY: web.AppKey[Observer] = web.AppKey("aiohttp_helpers.tracing")
+#: A request's server span, made or found by ``setup_tracing()``.
+SPAN_KEY: web.RequestKey[RequestTrace] = web.RequestKey("aiohttp_helpers.span")

@@ -344,7 +344,7 @@ def setup_metrics(
     """
     if not isinstance(app, web.Application):
         raise TypeError(f"setup_metrics() needs an aiohttp.web.Application, got {app!r}")
-    if path is not None and (not isinstance(path, str) or not path.startswith("/")):
+    if path is not None and not str(path).startswith("/"):
         raise ValueError(f"path must be a path such as '/metrics', got {path!r}")
     if METRICS_KEY in app:
         raise RuntimeError("aiohttp_helpers.prometheus.setup_metrics() already ran on this app")
