@@ -64,6 +64,26 @@ def with_setup() -> web.Application:
     return app
 
 
+def with_metrics() -> web.Application:
+    """setup() and setup_metrics(): what the Prometheus extra adds per request."""
+    from prometheus_client import CollectorRegistry
+
+    from aiohttp_helpers.prometheus import setup_metrics
+
+    app = with_setup()
+    setup_metrics(app, registry=CollectorRegistry())
+    return app
+
+
+def with_tracing() -> web.Application:
+    """setup() and setup_tracing() with OpenTelemetry's default (no-op) providers."""
+    from aiohttp_helpers.opentelemetry import setup_tracing
+
+    app = with_setup()
+    setup_tracing(app)
+    return app
+
+
 def everything(receivers: bool) -> web.Application:
     app = bare()
     helpers = ah.setup(app, health="/health", drain_delay=0.0)
@@ -98,6 +118,8 @@ VARIANTS = [
     Variant("bare", "bare aiohttp", bare, None),
     Variant("noop", "a no-op middleware (reference)", noop_middleware, None),
     Variant("setup", "setup() with defaults", with_setup, 0.97),
+    Variant("metrics", "setup() + setup_metrics()", with_metrics, 0.97 * 0.95),
+    Variant("tracing", "setup() + setup_tracing(), no-op API", with_tracing, None),
     Variant(
         "no-receivers",
         "signals, no receivers (+health, hooks)",
@@ -325,6 +347,17 @@ def main() -> None:
         print(
             f"{variant.label:<40} {rate:>8,.0f} {median:>7.3f} {spread:>13} {cpu_text:>10} {goal}"
         )
+    setup_median = statistics.median(ratios["setup"])
+    for key in ("metrics", "tracing"):
+        against = statistics.median(ratios[key]) / setup_median
+        cpu_note = ""
+        if cpu_ratios[key] and cpu_ratios["setup"]:
+            cpu_against = statistics.median(cpu_ratios[key]) / statistics.median(
+                cpu_ratios["setup"]
+            )
+            cpu_note = f", CPU ratio {cpu_against:.3f}"
+        goal = " (target >= 0.95)" if key == "metrics" else ""
+        print(f"{BY_KEY[key].label} against setup() alone: {against:.3f}{cpu_note}{goal}")
     print()
     print("req/s and ratio: medians over the rounds; CPU ratio: bare CPU time per request")
     print("over the variant's (the throughput ratio of a saturated core, steadier on a busy host)")
