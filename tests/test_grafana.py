@@ -79,7 +79,7 @@ def exposed(text: str) -> set[str]:
 
 
 def panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
-    found = []
+    found: list[dict[str, Any]] = []
     for panel in dashboard["panels"]:
         found.extend(panels(panel) if panel["type"] == "row" else [panel])
     return found
