@@ -33,6 +33,7 @@ except ImportError as exc:  # pragma: no cover (the extra is installed for the t
     ) from exc
 
 from ._observe import (
+    UNMATCHED,
     Observer,
     close_code_label,
     closed_by,
@@ -105,15 +106,18 @@ class PrometheusMetrics(Observer):
 
     # -- events (on the event loop; plain dictionaries, no locks) ------------------------
 
-    def on_request_start(self, request: web.Request) -> None:
-        method = _METHODS.get(request.method, "_OTHER")
-        self._in_flight[method] = self._in_flight.get(method, 0) + 1
+    # The two receivers every request goes through do their work themselves (one call less).
 
-    def on_request_end(
+    async def _request_start(self, request: web.Request) -> None:
+        method = _METHODS.get(request.method, "_OTHER")
+        in_flight = self._in_flight
+        in_flight[method] = in_flight.get(method, 0) + 1
+
+    async def _request_end(
         self, request: web.Request, response: web.StreamResponse, seconds: float
     ) -> None:
-        self._count(request, response.status, seconds)
         status = response.status
+        self._count(request, status, seconds)
         if status >= 400:
             problem = problem_of(request)
             if problem is not None:
@@ -133,8 +137,8 @@ class PrometheusMetrics(Observer):
     def _count(self, request: web.Request, status: int, seconds: float | None) -> None:
         method = _METHODS.get(request.method, "_OTHER")
         self._in_flight[method] -= 1
-        route = route_of(request)
-        key = (method, route)
+        resource = request.match_info.route.resource
+        key = (method, UNMATCHED if resource is None else resource.canonical)
         stats = self._routes.get(key)
         if stats is None:
             stats = self._routes[key] = _Route()

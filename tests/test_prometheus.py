@@ -450,3 +450,14 @@ def test_optional_extras(module: str, extra: str, blocked: str) -> None:
     )
     assert done.returncode == 1
     assert f"pip install 'aiohttp-helpers[{extra}]'" in done.stderr
+
+
+async def test_demo_exposes_metrics(serve: Serve, session: aiohttp.ClientSession) -> None:
+    from examples import demo
+
+    base = await serve(demo.create_app())
+    async with session.get(base / "limits") as resp:
+        assert resp.status == 200
+    samples = await scrape(session, base)
+    assert value(samples, "aiohttp_helpers_http_requests_total", route="/limits") == 1
+    assert value(samples, "aiohttp_helpers_app_state", state="ready") == 1
