@@ -388,3 +388,57 @@ def test_refuses_without_setup_after_freeze_and_twice(telemetry: Telemetry) -> N
     with pytest.raises(TypeError, match=r"needs an aiohttp\.web\.Application"):
         setup_tracing(object())  # type: ignore[arg-type]
     assert trace.get_tracer_provider() is not telemetry.tracer_provider
+
+
+class Forbidden(ah.HelpersError):
+    """A refusal before the upgrade, as an Origin check answers one."""
+
+    status = 403
+    title = "Forbidden"
+
+
+async def test_5xx_answers_cancellations_and_refused_upgrades(
+    serve: Serve, session: aiohttp.ClientSession, telemetry: Telemetry, tmp_path: Path
+) -> None:
+    app = make_app(telemetry, tmp_path)
+    entered = asyncio.Event()
+
+    async def unavailable(request: web.Request) -> web.Response:
+        return web.Response(status=503)
+
+    async def hang(request: web.Request) -> web.Response:
+        entered.set()
+        await asyncio.sleep(30)
+        raise AssertionError("not cancelled")
+
+    async def guarded(request: web.Request) -> web.Response:
+        raise Forbidden("this origin may not open a WebSocket here")
+
+    app.router.add_get("/unavailable", unavailable)
+    app.router.add_get("/hang", hang)
+    app.router.add_get("/guarded", guarded)
+    base = await serve(app, handler_cancellation=True)
+    assert await get(session, base / "unavailable") == 503
+    held = asyncio.create_task(session.get(base / "hang"))
+    await asyncio.wait_for(entered.wait(), 5)
+    held.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await held
+    await wait_for(lambda: len(telemetry.server_spans()) == 2)
+    with pytest.raises(aiohttp.WSServerHandshakeError):
+        await session.ws_connect(base.with_scheme("ws") / "guarded")
+
+    unavailable_span, hung, refused = telemetry.server_spans()
+    assert unavailable_span.status.status_code is StatusCode.ERROR
+    assert unavailable_span.attributes is not None
+    assert unavailable_span.attributes["error.type"] == "503"
+    assert hung.attributes is not None
+    assert hung.attributes["error.type"] == "CancelledError"
+    assert "http.response.status_code" not in hung.attributes
+    assert refused.attributes is not None
+    assert refused.attributes[A + "problem.type"] == "forbidden"
+    refusal = telemetry.point(A + "websocket.refusals", **{A + "problem.type": "forbidden"})
+    assert refusal.attributes["http.response.status_code"] == 403
+    assert (
+        telemetry.point("http.server.active_requests", **{"http.request.method": "GET"}).value == 0
+    )

@@ -461,3 +461,72 @@ async def test_demo_exposes_metrics(serve: Serve, session: aiohttp.ClientSession
     samples = await scrape(session, base)
     assert value(samples, "aiohttp_helpers_http_requests_total", route="/limits") == 1
     assert value(samples, "aiohttp_helpers_app_state", state="ready") == 1
+
+
+class Forbidden(ah.HelpersError):
+    """A refusal before the upgrade, as an Origin check answers one."""
+
+    status = 403
+    title = "Forbidden"
+
+
+async def test_websocket_refusals_per_client_stopping_and_before_the_upgrade(
+    serve: Serve, session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    demo = Demo(tmp_path, max_connections_per_client=1)
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        raise Forbidden("this origin may not open a WebSocket here")
+
+    demo.app.router.add_get("/guarded", guarded)
+    base = await serve(demo.app)
+    url = base.with_scheme("ws") / "ws"
+    async with session.ws_connect(url) as one:
+        await wait_for(lambda: len(demo.helpers.websockets) == 1)
+        async with session.ws_connect(url) as two:
+            assert (await two.receive()).data == 1013
+        await one.send_str("bye")
+        await one.receive()
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await session.ws_connect(base.with_scheme("ws") / "guarded")
+    assert refused.value.status == 403
+    drain = asyncio.create_task(demo.helpers.lifecycle.drain(5))
+    await wait_for(lambda: demo.helpers.state is ah.AppState.DRAINING)
+    async with session.ws_connect(url) as late:
+        assert (await late.receive()).data == 1001
+    samples = await scrape(session, base)
+    refusals = "aiohttp_helpers_websocket_refusals_total"
+    assert value(samples, refusals, reason="max-connections-per-client", code="1013") == 1
+    assert value(samples, refusals, route="/guarded", reason="forbidden", code="403") == 1
+    assert value(samples, refusals, reason="stopping", code="1001") == 1
+    assert value(samples, "aiohttp_helpers_refusals_total", problem="forbidden") == 1
+    drain.cancel()
+    await asyncio.wait([drain])
+
+
+async def test_cancelled_request_counts_as_499(
+    serve: Serve, session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    demo = Demo(tmp_path)
+    base = await serve(demo.app, handler_cancellation=True)
+    held = asyncio.create_task(session.get(base / "hold"))
+    await asyncio.wait_for(demo.holding.wait(), 5)
+    held.cancel()  # the client goes away: the server cancels the handler
+    with pytest.raises(asyncio.CancelledError):
+        await held
+    await wait_for(lambda: demo.metrics._in_flight.get("GET") == 0)
+    samples = await scrape(session, base)
+    assert value(samples, "aiohttp_helpers_http_requests_total", route="/hold", status="499") == 1
+
+
+async def test_no_route_when_path_is_none(serve: Serve, session: aiohttp.ClientSession) -> None:
+    registry = CollectorRegistry()
+    app = web.Application()
+    ah.setup(app)
+    setup_metrics(app, path=None, registry=registry)
+    base = await serve(app)
+    async with session.get(base / "metrics") as resp:
+        assert resp.status == 404
+    samples = parse(generate_latest(registry).decode())
+    total = "aiohttp_helpers_http_requests_total"
+    assert value(samples, total, route="unmatched", status="404") == 1
