@@ -198,6 +198,8 @@ class Observer:
                 f"the app): call {self.what} right after aiohttp_helpers.setup(app)"
             )
         self.helpers: Helpers = helpers
+        #: The Helpers of the sub-apps that went through setup() themselves (at startup).
+        self.sub_helpers: list[Helpers] = []
         self.websocket_totals = WebSocketTotals()
         self.drain_started: float | None = None
         self.drain_seconds: float | None = None
@@ -222,6 +224,31 @@ class Observer:
         ]
         for signal, receiver in pairs:
             signal.append(receiver)
+        # Before any sub-app's own on_startup freezes its signals (add_subapp() appends those).
+        self.app.on_startup.insert(0, self._connect_sub_apps)
+
+    async def _connect_sub_apps(self, app: web.Application) -> None:
+        """Listen to the uploads and WebSockets of sub-apps that have their own setup().
+
+        Their handlers send to their own app's signals; requests go through the outermost
+        middleware, so the request signals are the root's alone.
+        """
+        pending = [self.app]
+        seen = {id(self.app)}
+        while pending:
+            for resource in pending.pop().router.resources():
+                sub = resource.get_info().get("app")
+                if not isinstance(sub, web.Application) or id(sub) in seen:
+                    continue
+                seen.add(id(sub))
+                pending.append(sub)
+                helpers = sub.get(HELPERS_KEY)
+                if helpers is None or helpers.signals.frozen:
+                    continue
+                self.sub_helpers.append(helpers)
+                helpers.signals.on_upload.append(self._upload)
+                helpers.signals.on_ws_open.append(self._ws_open)
+                helpers.signals.on_ws_close.append(self._ws_close)
 
     # -- receivers (async, as aiosignal wants): thin, the work is in the on_* methods --
 
@@ -302,7 +329,7 @@ class Observer:
         return self.drain_seconds
 
     def open_websockets(self) -> int:
-        return len(self.helpers.websockets)
+        return sum(len(h.websockets) for h in (self.helpers, *self.sub_helpers))
 
     def registry_counters(self) -> Iterator[tuple[str, int]]:
         """The registry's broadcast counters, those it has (``broadcasts``, ...)."""
@@ -313,7 +340,8 @@ class Observer:
                 yield name, value
 
     def spooled_bytes(self) -> int:
-        return spooled_bytes(self.helpers.limits.tmp_dir)
+        directories = {h.limits.tmp_dir for h in (self.helpers, *self.sub_helpers)}
+        return sum(spooled_bytes(directory) for directory in directories)
 
 
 def problem_of(request: web.Request) -> HelpersError | None:

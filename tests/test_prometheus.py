@@ -350,25 +350,47 @@ async def test_startup_failure_counted(tmp_path: Path) -> None:
     assert metrics.state is ah.AppState.STOPPED
 
 
-async def test_sub_app_routes_keep_their_prefix(
-    serve: Serve, session: aiohttp.ClientSession
+async def test_sub_apps_routes_uploads_and_websockets(
+    serve: Serve, session: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
     app = web.Application()
     ah.setup(app)
-    api = web.Application()
+    api = web.Application()  # a sub-app with its own setup(): its own signals and registry
+    api_helpers = ah.setup(api, limits=ah.UploadLimits(tmp_dir=tmp_path))
 
     async def item(request: web.Request) -> web.Response:
         return web.Response(text="ok")
 
+    async def upload(request: web.Request) -> web.Response:
+        async with await ah.read_form(request) as form:
+            return web.json_response({"files": len(form.files)})
+
+    @ah.websocket_handler
+    async def feed(request: web.Request, ws: ah.ServerWebSocket) -> None:
+        await ws.send_str("welcome")
+
     api.router.add_get("/items/{id:\\d+}", item)
-    app.add_subapp("/api", api)
+    api.router.add_post("/upload", upload)
+    api.router.add_get("/feed", feed)
     setup_metrics(app, path="/internal/metrics", registry=CollectorRegistry())
+    app.add_subapp("/api", api)
     base = await serve(app)
     async with session.get(base / "api" / "items" / "7") as resp:
         assert resp.status == 200
+    part = FormPart(name="doc", filename="a.txt", data=b"a" * 10)
+    assert await post(session, base / "api" / "upload", part) == 200
+    async with session.ws_connect(base.with_scheme("ws") / "api" / "feed") as ws:
+        assert (await ws.receive()).data == "welcome"
+        assert (await ws.receive()).data == 1000
+    await wait_for(lambda: len(api_helpers.websockets) == 0)
     samples = await scrape(session, base, "/internal/metrics")
     total = "aiohttp_helpers_http_requests_total"
     assert value(samples, total, route="/api/items/{id}", status="200") == 1
+    assert value(samples, "aiohttp_helpers_upload_files_total", route="/api/upload") == 1
+    assert value(samples, "aiohttp_helpers_websocket_opened_total", route="/api/feed") == 1
+    closed = "aiohttp_helpers_websocket_closed_total"
+    assert value(samples, closed, route="/api/feed", code="1000", closed_by="server") == 1
+    assert value(samples, "aiohttp_helpers_websocket_messages_total", direction="out") == 1
 
 
 async def test_openmetrics_when_asked(
