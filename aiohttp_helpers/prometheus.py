@@ -11,11 +11,12 @@ The request path only counts into plain dictionaries; the metric families are bu
 
 from __future__ import annotations
 
-import bisect
+from bisect import bisect_left as _bisect
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from aiohttp import web
+from aiohttp.web_urldispatcher import AbstractRoute
 
 try:
     from prometheus_client import REGISTRY, CollectorRegistry
@@ -64,20 +65,15 @@ _CLIENT_CLOSED = 499
 
 
 class _Route:
-    """Requests of one (method, route): by status, and their durations."""
+    """Requests of one (method, route): by status, their durations and body bytes."""
 
-    __slots__ = ("buckets", "statuses", "total")
+    __slots__ = ("body_bytes", "buckets", "statuses", "total")
 
     def __init__(self) -> None:
         self.buckets = [0] * (len(DURATION_BUCKETS) + 1)
         self.statuses: dict[int, int] = {}
         self.total = 0.0
-
-    def add(self, status: int, seconds: float) -> None:
-        self.buckets[bisect.bisect_left(DURATION_BUCKETS, seconds)] += 1
-        self.total += seconds
-        statuses = self.statuses
-        statuses[status] = statuses.get(status, 0) + 1
+        self.body_bytes = 0
 
 
 def _bump(counts: dict[tuple[str, ...], int], key: tuple[str, ...], by: int = 1) -> None:
@@ -93,8 +89,9 @@ class PrometheusMetrics(Observer):
         super().__init__(app)
         self.registry = registry
         self._routes: dict[tuple[str, str], _Route] = {}
-        self._in_flight: dict[str, int] = {}
-        self._body_bytes: dict[tuple[str, ...], int] = {}
+        #: The same _Route objects, by the aiohttp route that matched (one method each).
+        self._by_route: dict[AbstractRoute, _Route] = {}
+        self._in_flight = 0
         self._refusals: dict[tuple[str, ...], int] = {}
         self._files: dict[tuple[str, ...], int] = {}
         self._file_bytes: dict[tuple[str, ...], int] = {}
@@ -109,46 +106,58 @@ class PrometheusMetrics(Observer):
     # The two receivers every request goes through do their work themselves (one call less).
 
     async def _request_start(self, request: web.Request) -> None:
-        method = _METHODS.get(request.method, "_OTHER")
-        in_flight = self._in_flight
-        in_flight[method] = in_flight.get(method, 0) + 1
+        self._in_flight += 1
 
     async def _request_end(
         self, request: web.Request, response: web.StreamResponse, seconds: float
     ) -> None:
+        # _count(), inlined: this runs for every request.
+        self._in_flight -= 1
+        route = request.match_info.route
+        stats = self._by_route.get(route)
+        if stats is None:
+            stats = self._stats_for(request, route)
+        stats.buckets[_bisect(DURATION_BUCKETS, seconds)] += 1
+        stats.total += seconds
         status = response.status
-        self._count(request, status, seconds)
+        statuses = stats.statuses
+        statuses[status] = statuses.get(status, 0) + 1
+        if request.body_exists:
+            stats.body_bytes += request.content.total_raw_bytes
         if status >= 400:
             problem = problem_of(request)
             if problem is not None:
-                route = route_of(request)
+                label = route_of(request)
                 slug = problem_slug(problem)
-                _bump(self._refusals, (route, slug, str(status)))
+                _bump(self._refusals, (label, slug, str(status)))
                 if is_websocket_upgrade(request):
-                    _bump(self._ws_refusals, (route, slug, str(status)))
+                    _bump(self._ws_refusals, (label, slug, str(status)))
         elif status == 101 and isinstance(response, ServerWebSocket) and response.refused:
             reason = refusal_reason(response)
             _bump(self._ws_refusals, (route_of(request), reason, str(response.refused.code)))
 
     def on_request_error(self, request: web.Request, exc: BaseException) -> None:
+        # No duration: the middleware does not time a request that raised.
         status = 500 if isinstance(exc, Exception) else _CLIENT_CLOSED
-        self._count(request, status, None)
+        self._in_flight -= 1
+        route = request.match_info.route
+        stats = self._by_route.get(route) or self._stats_for(request, route)
+        statuses = stats.statuses
+        statuses[status] = statuses.get(status, 0) + 1
+        if request.body_exists:
+            stats.body_bytes += request.content.total_raw_bytes
 
-    def _count(self, request: web.Request, status: int, seconds: float | None) -> None:
+    def _stats_for(self, request: web.Request, route: AbstractRoute) -> _Route:
         method = _METHODS.get(request.method, "_OTHER")
-        self._in_flight[method] -= 1
-        resource = request.match_info.route.resource
+        resource = route.resource
+        # No route matched (404, 405): a new route object each time, one label for all.
         key = (method, UNMATCHED if resource is None else resource.canonical)
         stats = self._routes.get(key)
         if stats is None:
             stats = self._routes[key] = _Route()
-        if seconds is None:
-            statuses = stats.statuses
-            statuses[status] = statuses.get(status, 0) + 1
-        else:
-            stats.add(status, seconds)
-        if request.body_exists:
-            _bump(self._body_bytes, key, request.content.total_raw_bytes)
+        if resource is not None and route.method == request.method:  # not a "*" route
+            self._by_route[route] = stats
+        return stats
 
     def on_upload(self, request: web.Request, uploaded: UploadedFile) -> None:
         route = (route_of(request),)
@@ -301,17 +310,19 @@ class PrometheusMetrics(Observer):
         yield requests
         yield duration
         in_flight = GaugeMetricFamily(
-            p + "http_requests_in_progress", "HTTP requests being handled now.", labels=["method"]
+            p + "http_requests_in_progress", "HTTP requests being handled now."
         )
-        for method, count in list(self._in_flight.items()):
-            in_flight.add_metric([method], count)
+        in_flight.add_metric([], self._in_flight)
         yield in_flight
-        yield _counter(
+        body = CounterMetricFamily(
             p + "http_request_body_bytes",
             "Request body bytes received (as sent, before decompression), uploads included.",
-            ["method", "route"],
-            self._body_bytes,
+            labels=["method", "route"],
         )
+        for (method, route), stats in list(self._routes.items()):
+            if stats.body_bytes:
+                body.add_metric([method, route], stats.body_bytes)
+        yield body
 
 
 _REGISTRY_COUNTERS = {
