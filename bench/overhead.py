@@ -254,6 +254,9 @@ def main() -> None:
     parser.add_argument("--python-load", action="store_true", help="do not use wrk")
     parser.add_argument("--serve", choices=list(BY_KEY), help=argparse.SUPPRESS)
     parser.add_argument("--load", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--variants", help="comma-separated keys to run (bare always runs): " + ",".join(BY_KEY)
+    )
     args = parser.parse_args()
     if args.serve:
         serve(args.serve)
@@ -289,12 +292,14 @@ def main() -> None:
             return None
         return variant / ((before + after) / 2)
 
-    servers = {v.key: Server(v) for v in VARIANTS}
+    chosen = set(args.variants.split(",")) | {"bare"} if args.variants else set(BY_KEY)
+    variants = [v for v in VARIANTS if v.key in chosen]
+    servers = {v.key: Server(v) for v in variants}
     try:
         for server in servers.values():  # warm up every process
             measure(server)
-        others = [v for v in VARIANTS if v.key != "bare"]
-        rates: dict[str, list[float]] = {v.key: [] for v in VARIANTS}
+        others = [v for v in variants if v.key != "bare"]
+        rates: dict[str, list[float]] = {v.key: [] for v in variants}
         ratios: dict[str, list[float]] = {v.key: [] for v in others}
         cpu_ratios: dict[str, list[float]] = {v.key: [] for v in others}
         started = time.monotonic()
@@ -329,7 +334,7 @@ def main() -> None:
     )
     print(header)
     print("-" * (len(header) + 7))
-    for variant in VARIANTS:
+    for variant in variants:
         rate = statistics.median(rates[variant.key])
         if variant.key == "bare":
             print(f"{variant.label:<40} {rate:>8,.0f} {'1.000':>7}")
@@ -347,8 +352,10 @@ def main() -> None:
         print(
             f"{variant.label:<40} {rate:>8,.0f} {median:>7.3f} {spread:>13} {cpu_text:>10} {goal}"
         )
-    setup_median = statistics.median(ratios["setup"])
     for key in ("metrics", "tracing"):
+        if key not in ratios or "setup" not in ratios:
+            continue
+        setup_median = statistics.median(ratios["setup"])
         against = statistics.median(ratios[key]) / setup_median
         cpu_note = ""
         if cpu_ratios[key] and cpu_ratios["setup"]:
