@@ -262,7 +262,7 @@ class OpenTelemetryObserver(Observer):
                 {
                     "http.route": attributes.get("http.route", UNMATCHED),
                     _A + "websocket.refused": reason,
-                    _A + "websocket.close_code": refused.code,
+                    _A + "websocket.close_code": str(refused.code),
                 },
             )
         self._finish(request, state, status, seconds)

@@ -262,7 +262,7 @@ async def test_websocket_facts(
 
     closed = telemetry.point(A + "websocket.closed", **{A + "websocket.close_code": "1011"})
     assert closed.value == 1
-    refusals = telemetry.point(A + "websocket.refusals", **{A + "websocket.close_code": 1013})
+    refusals = telemetry.point(A + "websocket.refusals", **{A + "websocket.close_code": "1013"})
     assert refusals.value == 1
     assert telemetry.point(A + "websocket.opened").value == 1
     assert telemetry.point(A + "websocket.connections").value == 0

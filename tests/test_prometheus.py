@@ -552,3 +552,16 @@ async def test_no_route_when_path_is_none(serve: Serve, session: aiohttp.ClientS
     samples = parse(generate_latest(registry).decode())
     total = "aiohttp_helpers_http_requests_total"
     assert value(samples, total, route="unmatched", status="404") == 1
+
+
+def test_label_helpers_for_what_a_round_trip_rarely_shows(tmp_path: Path) -> None:
+    from aiohttp_helpers import _observe
+
+    assert _observe.close_code_label(2999, "client") == "other"
+    assert _observe.close_code_label(4000, "server") == "4000"
+    assert _observe.close_code_label(3001, "client") == "3xxx"
+    assert _observe.closed_by(web.WebSocketResponse()) == "unknown"
+    assert _observe.spooled_bytes(tmp_path / "missing") == 0
+    (tmp_path / "aiohttp-helpers-abc").write_bytes(b"x" * 7)
+    (tmp_path / "someone-else").write_bytes(b"y" * 5)
+    assert _observe.spooled_bytes(tmp_path) == 7
