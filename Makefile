@@ -12,7 +12,7 @@ $(PY):
 	python3 -m venv $(VENV)
 
 $(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install --disable-pip-version-check -q -e '.[test,bench,redis,gunicorn]'
+	$(PY) -m pip install --disable-pip-version-check -q -e '.[test,bench,redis,gunicorn,prometheus,opentelemetry]'
 	touch $@
 
 install: $(STAMP)

@@ -7,15 +7,22 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from .config import UploadLimits, WebSocketSettings
+from .errors import HelpersError
 
 if TYPE_CHECKING:
+    from ._observe import Observer
+    from .opentelemetry import RequestTrace
     from .plugin import Helpers
     from .scope import RequestScope
 
 __all__ = [
     "HELPERS_KEY",
+    "METRICS_KEY",
+    "PROBLEM_KEY",
     "REQUEST_SCOPE_KEY",
     "ROUTE_LIMITS_KEY",
+    "SPAN_KEY",
+    "TRACING_KEY",
     "UPLOAD_LIMITS_KEY",
     "WS_SETTINGS_KEY",
 ]
@@ -30,3 +37,11 @@ WS_SETTINGS_KEY = web.AppKey("aiohttp_helpers.websocket_settings", WebSocketSett
 ROUTE_LIMITS_KEY = web.RequestKey("aiohttp_helpers.route_limits", UploadLimits)
 #: Resources that live as long as one request (spooled files, say).
 REQUEST_SCOPE_KEY: web.RequestKey[RequestScope] = web.RequestKey("aiohttp_helpers.scope")
+#: The package error the middleware answered a request with (its problem type, its status).
+PROBLEM_KEY = web.RequestKey("aiohttp_helpers.problem", HelpersError)
+#: What ``aiohttp_helpers.prometheus.setup_metrics()`` installed on an app.
+METRICS_KEY: web.AppKey[Observer] = web.AppKey("aiohttp_helpers.metrics")
+#: What ``aiohttp_helpers.opentelemetry.setup_tracing()`` installed on an app.
+TRACING_KEY: web.AppKey[Observer] = web.AppKey("aiohttp_helpers.tracing")
+#: A request's server span, made or found by ``setup_tracing()``.
+SPAN_KEY: web.RequestKey[RequestTrace] = web.RequestKey("aiohttp_helpers.span")

@@ -245,6 +245,11 @@ class Lifecycle:
         self.handle_signals: bool | None = None
         #: Sent with ``(old_state, new_state)`` on every change.
         self.on_state_change: SafeSignal[AppState, AppState] = SafeSignal(app, "on_state_change")
+        #: Sent on the root app's lifecycle after each hook ran, with ``(phase, hook name,
+        #: seconds, error or None)``: what metrics of hook durations and failures read.
+        self.on_hook_done: SafeSignal[str, str, float, BaseException | None] = SafeSignal(
+            app, "on_hook_done"
+        )
         self._state = AppState.STARTING
         self._hooks: dict[str, _Hook] = {}
         self._where = ""
@@ -485,6 +490,7 @@ class Lifecycle:
         for lifecycle in tree:
             lifecycle._root = self
             lifecycle.on_state_change.freeze()
+            lifecycle.on_hook_done.freeze()
         self._tree = tree
         sig = self.app.on_cleanup
         if not sig.frozen and self.cleanup_receiver in sig:
@@ -546,6 +552,7 @@ class Lifecycle:
                 error = HookError(phase, hook.name, where, f"failed: {type(exc).__name__}: {exc}")
             error.__cause__ = exc
             log.error("%s (after %.3f s)", error, elapsed, exc_info=exc)
+            await self._hook_done(phase, hook, elapsed, error)
             if isinstance(exc, asyncio.CancelledError):
                 raise
             raise error from exc
@@ -556,6 +563,14 @@ class Lifecycle:
             where,
             time.perf_counter() - started,
         )
+        await self._hook_done(phase, hook, time.perf_counter() - started, None)
+
+    async def _hook_done(
+        self, phase: _Phase, hook: _Hook, seconds: float, error: BaseException | None
+    ) -> None:
+        signal_ = self.on_hook_done
+        if signal_ and signal_.frozen:
+            await signal_.send(phase, hook.name, seconds, error)
 
     async def _teardown(self, kinds: frozenset[_Kind], phase: _Phase) -> list[HookError]:
         """Run the armed hooks of ``kinds`` newest first; one failing never stops the rest."""

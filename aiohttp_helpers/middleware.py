@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from .errors import HelpersError, ServiceUnavailable
-from .keys import REQUEST_SCOPE_KEY
+from .keys import PROBLEM_KEY, REQUEST_SCOPE_KEY
 from .scope import RequestScope
 
 if TYPE_CHECKING:
@@ -127,6 +127,7 @@ def make_middleware(signals: RequestSignals) -> Middleware:
                 response = await handler(request)
             except HelpersError as exc:
                 log.debug("%s %s answered %d: %s", request.method, request.path, exc.status, exc)
+                request[PROBLEM_KEY] = exc  # for the request signals' receivers (metrics)
                 response = error_response(request, exc)
             except web.HTTPException as exc:
                 if timed:

@@ -64,6 +64,26 @@ def with_setup() -> web.Application:
     return app
 
 
+def with_metrics() -> web.Application:
+    """setup() and setup_metrics(): what the Prometheus extra adds per request."""
+    from prometheus_client import CollectorRegistry
+
+    from aiohttp_helpers.prometheus import setup_metrics
+
+    app = with_setup()
+    setup_metrics(app, registry=CollectorRegistry())
+    return app
+
+
+def with_tracing() -> web.Application:
+    """setup() and setup_tracing() with OpenTelemetry's default (no-op) providers."""
+    from aiohttp_helpers.opentelemetry import setup_tracing
+
+    app = with_setup()
+    setup_tracing(app)
+    return app
+
+
 def everything(receivers: bool) -> web.Application:
     app = bare()
     helpers = ah.setup(app, health="/health", drain_delay=0.0)
@@ -98,6 +118,8 @@ VARIANTS = [
     Variant("bare", "bare aiohttp", bare, None),
     Variant("noop", "a no-op middleware (reference)", noop_middleware, None),
     Variant("setup", "setup() with defaults", with_setup, 0.97),
+    Variant("metrics", "setup() + setup_metrics()", with_metrics, 0.97 * 0.95),
+    Variant("tracing", "setup() + setup_tracing(), no-op API", with_tracing, None),
     Variant(
         "no-receivers",
         "signals, no receivers (+health, hooks)",
@@ -232,6 +254,9 @@ def main() -> None:
     parser.add_argument("--python-load", action="store_true", help="do not use wrk")
     parser.add_argument("--serve", choices=list(BY_KEY), help=argparse.SUPPRESS)
     parser.add_argument("--load", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--variants", help="comma-separated keys to run (bare always runs): " + ",".join(BY_KEY)
+    )
     args = parser.parse_args()
     if args.serve:
         serve(args.serve)
@@ -267,12 +292,14 @@ def main() -> None:
             return None
         return variant / ((before + after) / 2)
 
-    servers = {v.key: Server(v) for v in VARIANTS}
+    chosen = set(args.variants.split(",")) | {"bare"} if args.variants else set(BY_KEY)
+    variants = [v for v in VARIANTS if v.key in chosen]
+    servers = {v.key: Server(v) for v in variants}
     try:
         for server in servers.values():  # warm up every process
             measure(server)
-        others = [v for v in VARIANTS if v.key != "bare"]
-        rates: dict[str, list[float]] = {v.key: [] for v in VARIANTS}
+        others = [v for v in variants if v.key != "bare"]
+        rates: dict[str, list[float]] = {v.key: [] for v in variants}
         ratios: dict[str, list[float]] = {v.key: [] for v in others}
         cpu_ratios: dict[str, list[float]] = {v.key: [] for v in others}
         started = time.monotonic()
@@ -307,7 +334,7 @@ def main() -> None:
     )
     print(header)
     print("-" * (len(header) + 7))
-    for variant in VARIANTS:
+    for variant in variants:
         rate = statistics.median(rates[variant.key])
         if variant.key == "bare":
             print(f"{variant.label:<40} {rate:>8,.0f} {'1.000':>7}")
@@ -325,6 +352,19 @@ def main() -> None:
         print(
             f"{variant.label:<40} {rate:>8,.0f} {median:>7.3f} {spread:>13} {cpu_text:>10} {goal}"
         )
+    for key in ("metrics", "tracing"):
+        if key not in ratios or "setup" not in ratios:
+            continue
+        setup_median = statistics.median(ratios["setup"])
+        against = statistics.median(ratios[key]) / setup_median
+        cpu_note = ""
+        if cpu_ratios[key] and cpu_ratios["setup"]:
+            cpu_against = statistics.median(cpu_ratios[key]) / statistics.median(
+                cpu_ratios["setup"]
+            )
+            cpu_note = f", CPU ratio {cpu_against:.3f}"
+        goal = " (target >= 0.95)" if key == "metrics" else ""
+        print(f"{BY_KEY[key].label} against setup() alone: {against:.3f}{cpu_note}{goal}")
     print()
     print("req/s and ratio: medians over the rounds; CPU ratio: bare CPU time per request")
     print("over the variant's (the throughput ratio of a saturated core, steadier on a busy host)")

@@ -15,8 +15,10 @@ import json
 from pathlib import Path
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 import aiohttp_helpers as ah
+from aiohttp_helpers.prometheus import setup_metrics
 
 STATIC = Path(__file__).resolve().parent / "static"
 MiB = 2**20
@@ -122,6 +124,7 @@ def create_app(
     app.router.add_post("/upload", upload)
     app.router.add_get("/ws/chat", chat)
     app.router.add_static("/static", STATIC)
+    setup_metrics(app, registry=CollectorRegistry())  # GET /metrics, one registry per app
     return app
 
 

@@ -94,6 +94,12 @@ class ServerWebSocket(web.WebSocketResponse):
         self.close_sent: CloseFrame | None = None
         self.close_received: CloseFrame | None = None
         self._first_close: CloseFrame | None = None
+        #: Data messages received and their payload bytes (text counted as UTF-8).
+        self.messages_in = 0
+        self.bytes_in = 0
+        #: The frame the socket was closed with at once because it was not admitted (a
+        #: connection cap: 1013; the app stopping: 1001/1012), else ``None``.
+        self.refused: CloseFrame | None = None
 
     def _post_start(self, request: web.BaseRequest, protocol: str | None, writer: Any) -> None:
         if not self.strict_frames:
@@ -130,6 +136,14 @@ class ServerWebSocket(web.WebSocketResponse):
         if first is not None:
             return first.code
         return super().close_code
+
+    @property
+    def closed_by(self) -> Literal["server", "client"] | None:
+        """Who sent the first close frame; ``None`` while open or when none came (1006)."""
+        first = self._first_close
+        if first is None:
+            return None
+        return "client" if first is self.close_received else "server"
 
     @property
     def close_reason(self) -> str:
@@ -189,7 +203,16 @@ class ServerWebSocket(web.WebSocketResponse):
         msg = await super().receive(timeout)
         if msg.type is WSMsgType.CLOSE:
             self._on_close_message(msg)
+        elif msg.type is _TEXT or msg.type is _BINARY:
+            self._count_in(msg.data)
         return msg
+
+    def _count_in(self, data: str | bytes) -> None:
+        self.messages_in += 1
+        if isinstance(data, str) and not data.isascii():
+            self.bytes_in += len(data.encode("utf-8", "surrogatepass"))
+        else:
+            self.bytes_in += len(data)
 
     def _on_close_message(self, msg: WSMessage) -> None:
         code = msg.data or 1005
@@ -240,6 +263,8 @@ class Messages:
         except TimeoutError:
             raise WSClose(*IDLE) from None
         kind = msg.type
+        if kind is _TEXT or kind is _BINARY:
+            self._ws._count_in(msg.data)
         if kind is _TEXT:
             if self._text:
                 return msg.data
@@ -391,6 +416,7 @@ async def _serve(
         refusal = registry.admit(ws, client=request.remote or "", settings=settings)
         if refusal is not None:
             log.debug("WebSocket refused with %d: %s", refusal.code, refusal.reason)
+            ws.refused = refusal
             await close_websocket(ws, *refusal, timeout=settings.close_timeout)
             return ws
     signals = helpers.signals if helpers is not None else None
