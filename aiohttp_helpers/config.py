@@ -44,7 +44,9 @@ class UploadLimits:
     rest goes to a temporary file in ``tmp_dir``; ``chunk_size`` bounds the chunks a
     part yields.
     ``idle_timeout`` is the number of seconds with no body bytes arriving before
-    the request is answered with 408.
+    the request is answered with 408. ``min_rate`` (bytes per second) is the lowest
+    average rate a body may arrive at once ``idle_timeout`` seconds have passed; slower
+    bodies are answered with 408 too.
     """
 
     max_body_size: int = 100 * MiB
@@ -63,6 +65,7 @@ class UploadLimits:
     spool_max_size: int = 1 * MiB
     tmp_dir: str | os.PathLike[str] | None = None
     idle_timeout: float | None = 30.0
+    min_rate: float = 500.0
     chunk_size: int = 256 * KiB
 
     def __post_init__(self) -> None:
@@ -82,6 +85,10 @@ class UploadLimits:
             _positive(name, getattr(self, name))
         _positive("max_decoded_size", self.max_decoded_size, optional=True)
         _positive("idle_timeout", self.idle_timeout, optional=True)
+        if isinstance(self.min_rate, bool) or not isinstance(self.min_rate, int | float):
+            raise TypeError(f"min_rate must be a number, got {type(self.min_rate).__name__}")
+        if self.min_rate < 0:
+            raise ValueError(f"min_rate must not be negative, got {self.min_rate!r}")
         if isinstance(self.spool_max_size, bool) or not isinstance(self.spool_max_size, int):
             raise TypeError("spool_max_size must be an int")
         if self.spool_max_size < 0:
