@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
+import signal
 from pathlib import Path
 
 from aiohttp import web
@@ -66,7 +68,12 @@ def main() -> None:
     parser.add_argument("--dir", required=True)
     parser.add_argument("--save", required=True)
     parser.add_argument("--options", default="{}")
+    parser.add_argument("--fsize", type=int, default=0, help="RLIMIT_FSIZE: a full disk")
     args = parser.parse_args()
+    if args.fsize:
+        # Writes past the limit fail with EFBIG, as on a full disk (SIGXFSZ ignored).
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (args.fsize, args.fsize))
     options = json.loads(args.options)
     limits = ah.UploadLimits(**options.pop("limits")) if "limits" in options else None
     app = create_app(args.dir, args.save, limits=limits, **options)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import io
 import json
 import os
 import time
@@ -542,7 +543,7 @@ async def test_per_client_cap(make: MakeClient) -> None:
 
 
 async def test_expired_upload_is_gone_then_swept(make: MakeClient, tmp_path: Path) -> None:
-    client = await make(expires=0.5)
+    client = await make(expires=0.5, sweep_interval=60)
     url = await create(client, 5)
     await asyncio.sleep(0.7)
     async with client.head(url, headers=TUS) as resp:
@@ -682,3 +683,158 @@ async def test_sub_app_location_has_the_prefix(
     async with client.post("/api/files", headers={**TUS, "Upload-Length": "1"}) as resp:
         assert resp.status == 201
         assert resp.headers["Location"].startswith("/api/files/")
+
+
+# -- more paths -----------------------------------------------------------------------
+
+
+async def test_large_patch_in_one_request(client: Client) -> None:
+    data = os.urandom(11 * 2**20 + 7)
+    url = await create(client, len(data))
+    async with client.patch(
+        url, headers={**STREAM, "Upload-Offset": "0"}, data=io.BytesIO(data)
+    ) as resp:
+        assert resp.status == 204
+    [saved] = done(client)
+    assert saved["sha256"] == hashlib.sha256(data).hexdigest()
+    assert read(saved["path"]) == data
+
+
+async def test_digest_without_a_running_hash(client: Client) -> None:
+    # Another process wrote the first part: this one computes the digest from the file.
+    url = await create(client, 6)
+    await patch(client, url, 0, b"abc")
+    uploads_of(client)._running.clear()
+    await patch(client, url, 3, b"def")
+    assert done(client)[0]["sha256"] == hashlib.sha256(b"abcdef").hexdigest()
+
+
+async def test_public_operations(client: Client, tmp_path: Path) -> None:
+    uploads = uploads_of(client)
+    assert "ResumableUploads '/files'" in repr(uploads)
+    assert uploads.directory == tmp_path / "partial"
+    url = await create(client, 5, **{"Upload-Metadata": meta(filename="a.txt")})
+    upload_id = url.rsplit("/", 1)[1]
+    state = await uploads.get(upload_id)
+    assert state is not None
+    assert state.metadata == {"filename": "a.txt"}
+    assert state.length == 5
+    assert await uploads.get("nope") is None
+    assert await uploads.remove("nope") is False
+    assert await uploads.remove(upload_id) is True
+    assert await uploads.remove(upload_id) is False
+    assert await uploads.get(upload_id) is None
+
+
+async def test_sweep_skips_locked_and_removes_leftovers(make: MakeClient, tmp_path: Path) -> None:
+    client = await make(expires=1.0)
+    partial = tmp_path / "partial"
+    url = await create(client, 20)
+    release = asyncio.Event()
+
+    async def slow() -> AsyncIterator[bytes]:
+        yield b"A" * 5
+        await release.wait()
+        yield b"A" * 5
+
+    writing = asyncio.ensure_future(
+        client.patch(url, headers={**STREAM, "Upload-Offset": "0"}, data=slow())
+    )
+    part = partial / (url.rsplit("/", 1)[1] + ".part")
+    for _ in range(100):
+        if part.stat().st_size == 5:
+            break
+        await asyncio.sleep(0.02)
+    # Leftovers: an unreadable state, a hand-over file of a process that died.
+    junk = partial / ("a" * 32 + ".json")
+    junk.write_text("{not json")
+    orphan = partial / ("b" * 32 + ".done")
+    orphan.write_bytes(b"x")
+    old = time.time() - 10
+    os.utime(junk, (old, old))
+    os.utime(orphan, (old, old))
+    uploads = uploads_of(client)
+    # Expired by the clock, but locked: kept.
+    assert uploads.store.sweep(1.0, now=time.time() + 5) == 1
+    assert part.exists()
+    assert not junk.exists()
+    assert not orphan.exists()
+    release.set()
+    async with await writing as resp:
+        assert resp.status == 204
+
+
+async def test_periodic_sweep(make: MakeClient, tmp_path: Path) -> None:
+    client = await make(expires=0.2, sweep_interval=0.1)
+    url = await create(client, 5)
+    state = tmp_path / "partial" / (url.rsplit("/", 1)[1] + ".json")
+    for _ in range(100):
+        if not state.exists():
+            break
+        await asyncio.sleep(0.05)
+    assert not state.exists()
+
+
+async def test_override_delete_and_unknown(client: Client) -> None:
+    url = await create(client, 5)
+    async with client.post(url, headers={**TUS, "X-HTTP-Method-Override": "GET"}) as resp:
+        assert resp.status == 405
+    async with client.post(url, headers={**TUS, "X-HTTP-Method-Override": "DELETE"}) as resp:
+        assert resp.status == 204
+    async with client.head(url, headers=TUS) as resp:
+        assert resp.status == 404
+
+
+@pytest.mark.parametrize(
+    ("headers", "match"),
+    [
+        ({"Upload-Checksum": "sha1 !!!!"}, "not base64"),
+        ({"Upload-Complete": "?1"}, None),
+    ],
+    ids=["checksum-not-base64", "tus-ignores-draft-headers"],
+)
+async def test_patch_header_checks(
+    client: Client, headers: dict[str, str], match: str | None
+) -> None:
+    url = await create(client, 3)
+    async with client.patch(
+        url, headers={**STREAM, "Upload-Offset": "0", **headers}, data=b"abc"
+    ) as resp:
+        if match is None:
+            assert resp.status == 204
+        else:
+            assert resp.status == 400
+            assert match in (await problem(resp))["detail"]
+
+
+async def test_offset_given_twice(client: Client) -> None:
+    url = await create(client, 3)
+    async with client.patch(
+        url,
+        headers=[*STREAM.items(), ("Upload-Offset", "0"), ("Upload-Offset", "0")],
+        data=b"abc",
+    ) as resp:
+        assert resp.status == 400
+        assert "more than once" in (await problem(resp))["detail"]
+
+
+async def test_any_file_field_types(make: MakeClient) -> None:
+    client = await make(ah.UploadLimits(allowed_types={"*": ["image/*"]}))
+    async with client.post(
+        "/files",
+        headers={**TUS, "Upload-Length": "3", "Upload-Metadata": meta(filetype="text/plain")},
+    ) as resp:
+        assert resp.status == 415
+        assert (await problem(resp))["allowed"] == ["image/*"]
+    await create(client, 3, **{"Upload-Metadata": meta(filetype="image/png")})
+
+
+def test_more_bad_arguments(tmp_path: Path) -> None:
+    app = web.Application()
+    ah.setup(app)
+    with pytest.raises(TypeError, match=r"needs a web\.Application"):
+        ah.add_resumable_uploads(object(), "/f", directory=tmp_path)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="expires must be a number"):
+        ah.add_resumable_uploads(app, "/f", directory=tmp_path, expires="1")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="sweep_interval must be positive"):
+        ah.add_resumable_uploads(app, "/f", directory=tmp_path, sweep_interval=0)

@@ -117,7 +117,9 @@ async def test_tuspy_cut_connection_then_resume(
 
 
 @contextlib.asynccontextmanager
-async def _server(partial: Path, saved: Path, **options: Any) -> AsyncIterator[tuple[str, Any]]:
+async def _server(
+    partial: Path, saved: Path, *, fsize: int = 0, **options: Any
+) -> AsyncIterator[tuple[str, Any]]:
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -130,6 +132,8 @@ async def _server(partial: Path, saved: Path, **options: Any) -> AsyncIterator[t
         str(saved),
         "--options",
         json.dumps(options),
+        "--fsize",
+        str(fsize),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         cwd=ROOT,
@@ -239,3 +243,30 @@ async def test_two_server_processes_one_upload(tmp_path: Path) -> None:
         [done] = await _done(second)
         assert done["sha256"] == hashlib.sha256(b"A" * 10 + b"C" * 10).hexdigest()
         assert await _done(first) == []
+
+
+async def test_full_disk_is_507_and_the_chunk_is_discarded(tmp_path: Path) -> None:
+    partial, saved = tmp_path / "partial", tmp_path / "saved"
+    async with (
+        _server(partial, saved, fsize=MiB) as (base, proc),
+        aiohttp.ClientSession() as session,
+    ):
+        async with session.post(
+            base + "/files", headers={**TUS, "Upload-Length": str(3 * MiB)}
+        ) as r:
+            path = r.headers["Location"]
+        headers = {**TUS, "Content-Type": "application/offset+octet-stream"}
+        async with session.patch(
+            base + path, headers={**headers, "Upload-Offset": "0"}, data=io.BytesIO(b"x" * 2 * MiB)
+        ) as r:
+            assert r.status == 507
+            assert (await r.json())["title"] == "Insufficient Storage"
+        async with session.head(base + path, headers=TUS) as r:
+            assert r.headers["Upload-Offset"] == "0"
+        part = partial / (path.rsplit("/", 1)[1] + ".part")
+        assert part.stat().st_size == 0
+        async with session.patch(
+            base + path, headers={**headers, "Upload-Offset": "0"}, data=b"y" * 1000
+        ) as r:
+            assert r.status == 204
+        assert proc.returncode is None
