@@ -838,3 +838,13 @@ def test_more_bad_arguments(tmp_path: Path) -> None:
         ah.add_resumable_uploads(app, "/f", directory=tmp_path, expires="1")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="sweep_interval must be positive"):
         ah.add_resumable_uploads(app, "/f", directory=tmp_path, sweep_interval=0)
+
+
+async def test_empty_upload_is_complete_at_creation(client: Client) -> None:
+    url = await create(client, 0, **{"Upload-Metadata": meta(filename="empty.txt")})
+    [saved] = done(client)
+    assert saved["size"] == 0
+    assert saved["sha256"] == hashlib.sha256(b"").hexdigest()
+    async with client.head(url, headers=TUS) as resp:
+        assert resp.headers["Upload-Offset"] == "0"
+        assert resp.headers["Upload-Length"] == "0"

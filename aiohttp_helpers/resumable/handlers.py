@@ -330,7 +330,8 @@ class ResumableUploads:
         )
         await asyncio.to_thread(self.store.create, state)
         log.debug("created upload %s (length %s)", state.id, length)
-        if with_body:
+        if with_body or length == 0:
+            # An empty upload is complete as soon as it exists: hand it over now.
             state = await self._append(
                 request,
                 state.id,
