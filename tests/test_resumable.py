@@ -848,3 +848,46 @@ async def test_empty_upload_is_complete_at_creation(client: Client) -> None:
     async with client.head(url, headers=TUS) as resp:
         assert resp.headers["Upload-Offset"] == "0"
         assert resp.headers["Upload-Length"] == "0"
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        (draft(6, **{"Upload-Complete": "?1"}), 413),
+        (draft(6, **{"Upload-Complete": "?1", "Upload-Length": "10"}), 400),
+        ({**STREAM, "Upload-Length": "10"}, 400),
+    ],
+    ids=["draft-over-max", "draft-over-length", "tus-over-length"],
+)
+async def test_creation_body_too_long_leaves_nothing(
+    make: MakeClient, tmp_path: Path, headers: dict[str, str], status: int
+) -> None:
+    client = await make(ah.UploadLimits(max_file_size=100))
+    async with client.post("/files", headers=headers, data=b"x" * 200) as resp:
+        assert resp.status == status
+        assert "Location" not in resp.headers
+    assert [p for p in (tmp_path / "partial").iterdir() if p.is_file()] == []
+
+
+async def test_malformed_chunked_framing(client: Client, tmp_path: Path) -> None:
+    url = await create(client, 100)
+    assert client.port is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+    writer.write(
+        (
+            f"PATCH {url} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\n"
+            "Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\nnot a chunk\r\n"
+        ).encode()
+    )
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    await writer.wait_closed()
+    # A 400, or the connection closed; never a 500, and the upload stays consistent.
+    assert not answer.startswith(b"HTTP/1.1 5"), answer
+    async with client.head(url, headers=TUS) as resp:
+        offset = int(resp.headers["Upload-Offset"])
+    assert offset in (0, 5)
+    part = tmp_path / "partial" / (url.rsplit("/", 1)[1] + ".part")
+    assert part.read_bytes() == b"hello"[:offset]

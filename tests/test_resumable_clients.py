@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import importlib.metadata
 import io
 import json
 import os
@@ -270,3 +271,96 @@ async def test_full_disk_is_507_and_the_chunk_is_discarded(tmp_path: Path) -> No
         ) as r:
             assert r.status == 204
         assert proc.returncode is None
+
+
+@contextlib.asynccontextmanager
+async def _gunicorn(partial: Path, saved: Path) -> AsyncIterator[str]:
+    port = free_port()
+    env = dict(os.environ, AH_RESUMABLE_DIR=str(partial), AH_RESUMABLE_SAVE=str(saved))
+    version = tuple(int(n) for n in importlib.metadata.version("gunicorn").split(".")[:2])
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gunicorn",
+        "-k", "aiohttp.GunicornWebWorker",
+        "--bind", f"127.0.0.1:{port}",
+        "--workers", "2",
+        "--graceful-timeout", "5",
+        *(["--no-control-socket"] if version >= (25, 1) else []),
+        "tests.resumable_gunicorn:create_app()",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(400):
+                with contextlib.suppress(aiohttp.ClientConnectionError):
+                    async with session.get(base + "/") as resp:
+                        if resp.status == 200:
+                            break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("gunicorn did not start")
+        yield base
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        await proc.wait()
+
+
+async def test_gunicorn_two_workers_share_uploads(tmp_path: Path) -> None:
+    partial, saved = tmp_path / "partial", tmp_path / "saved"
+    data = os.urandom(200 * 10_000)
+    headers = {**TUS, "Content-Type": "application/offset+octet-stream"}
+    async with _gunicorn(partial, saved) as base:
+        # A new connection per request, so that both workers take part.
+        connector = aiohttp.TCPConnector(force_close=True)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            async with session.post(
+                base + "/files", headers={**TUS, "Upload-Length": str(len(data))}
+            ) as r:
+                url = base + r.headers["Location"]
+            workers: set[str] = set()
+            offset = 0
+            while offset < len(data):
+                async with session.patch(
+                    url,
+                    headers={**headers, "Upload-Offset": str(offset)},
+                    data=data[offset : offset + 10_000],
+                ) as r:
+                    assert r.status == 204, await r.text()
+                    workers.add(r.headers["X-Worker"])
+                    offset = int(r.headers["Upload-Offset"])
+            assert len(workers) == 2, "every PATCH went to one worker"
+            # Whichever worker completed it saved it.
+            assert (saved / hashlib.sha256(data).hexdigest()).read_bytes() == data
+            # A PATCH held open in one worker: the other requests, in either worker, get 423.
+            async with session.post(base + "/files", headers={**TUS, "Upload-Length": "20"}) as r:
+                url = base + r.headers["Location"]
+            release = asyncio.Event()
+
+            async def slow() -> AsyncIterator[bytes]:
+                yield b"A" * 5
+                await release.wait()
+                yield b"A" * 5
+
+            winner = asyncio.ensure_future(
+                session.patch(url, headers={**headers, "Upload-Offset": "0"}, data=slow())
+            )
+            part = partial / (url.rsplit("/", 1)[1] + ".part")
+            for _ in range(200):
+                if part.stat().st_size == 5:
+                    break
+                await asyncio.sleep(0.02)
+            for _ in range(6):
+                async with session.patch(
+                    url, headers={**headers, "Upload-Offset": "0"}, data=b"B" * 10
+                ) as r:
+                    assert r.status == 423
+            release.set()
+            async with await winner as r:
+                assert r.status == 204
+                assert r.headers["Upload-Offset"] == "10"
+            assert part.read_bytes() == b"A" * 10

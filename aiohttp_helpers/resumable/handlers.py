@@ -312,6 +312,13 @@ class ResumableUploads:
                 )
         if length is not None and length > limits.max_file_size:
             raise FileTooLarge(self.field, limits.max_file_size)
+        declared_size = request.content_length if with_body else None
+        if declared_size is not None:
+            # Refused before the upload exists, rather than leaving an orphan behind.
+            if length is None and declared_size > limits.max_file_size:
+                raise FileTooLarge(self.field, limits.max_file_size)
+            if length is not None and declared_size > length:
+                raise InconsistentLength(f"the body goes past the upload's length of {length}")
         declared = self._declared_type(request, speaks, metadata)
         self._check_type(limits, declared)
         client = _client_tag(request)
