@@ -750,15 +750,24 @@ async def test_sweep_skips_locked_and_removes_leftovers(make: MakeClient, tmp_pa
     junk.write_text("{not json")
     orphan = partial / ("b" * 32 + ".done")
     orphan.write_bytes(b"x")
+    half = partial / (".c" + "c" * 31 + ".k2j3.tmp")
+    half.write_bytes(b"{")
+    stateless = partial / ("d" * 32 + ".part")
+    stateless.write_bytes(b"x")
+    unrelated = partial / "notes.txt"
+    unrelated.write_bytes(b"x")
     old = time.time() - 10
-    os.utime(junk, (old, old))
-    os.utime(orphan, (old, old))
+    for path in (junk, orphan, half, stateless, unrelated):
+        os.utime(path, (old, old))
     uploads = uploads_of(client)
     # Expired by the clock, but locked: kept.
     assert uploads.store.sweep(1.0, now=time.time() + 5) == 1
     assert part.exists()
     assert not junk.exists()
     assert not orphan.exists()
+    assert not half.exists()
+    assert not stateless.exists()
+    assert unrelated.exists()
     release.set()
     async with await writing as resp:
         assert resp.status == 204

@@ -245,6 +245,16 @@ class Store:
                 if dot and ext == "json" and valid_id(stem):
                     yield stem
 
+    def _leftover(self, name: str) -> bool:
+        """Whether ``name`` is something of a dead process, to remove once it is old."""
+        if name.endswith(".done"):
+            return valid_id(name[:-5])
+        if name.startswith(".") and name.endswith(".tmp"):
+            return valid_id(name[1:33])
+        if name.endswith(".part"):
+            return valid_id(name[:-5]) and not self.state_path(name[:-5]).exists()
+        return False
+
     def sweep(self, expires: float, now: float | None = None) -> int:
         """Remove the uploads idle for ``expires`` seconds (those not locked); how many."""
         now = time.time() if now is None else now
@@ -271,11 +281,13 @@ class Store:
                 if fd is not None:
                     self.unlock(fd)
             removed += 1
-        # Hand-over files left by a process that died during the hand-over.
+        # Leftovers of a process that died: a hand-over file, a state file half written
+        # (``.<id>.*.tmp``), the bytes of an upload whose state was never written.
         with os.scandir(self.directory) as entries:
             for entry in entries:
-                if entry.name.endswith(".done") and valid_id(entry.name[:-5]):
-                    with contextlib.suppress(FileNotFoundError):
-                        if entry.stat().st_mtime + expires < now:
-                            os.unlink(entry.path)
+                if not self._leftover(entry.name):
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    if entry.stat().st_mtime + expires < now:
+                        os.unlink(entry.path)
         return removed
