@@ -356,7 +356,7 @@ class ResumableUploads:
     # -- HEAD ---------------------------------------------------------------------------
 
     async def _head(self, request: web.Request, speaks: Speaks) -> web.StreamResponse:
-        state = await self._state(request)
+        state = await self._state(request.match_info["upload_id"])
         response = web.Response(status=204 if speaks.draft else 200)
         self._state_headers(response, state, speaks, self._limits(request))
         if not speaks.draft:
@@ -383,8 +383,7 @@ class ResumableUploads:
             headers["Upload-Expires"] = _http_date(state.expires_at(self.expires))
         self._protocol_headers(response, speaks)
 
-    async def _state(self, request: web.Request) -> UploadState:
-        upload_id = request.match_info["upload_id"]
+    async def _state(self, upload_id: str) -> UploadState:
         if not valid_id(upload_id):
             raise UploadNotFound()
         state = await asyncio.to_thread(self.store.read, upload_id)
@@ -486,7 +485,7 @@ class ResumableUploads:
         fd = await asyncio.to_thread(store.lock, upload_id)
         if fd is None:
             # No bytes file: no such upload, or it is complete (handed over).
-            state = await self._state(request)
+            state = await self._state(upload_id)
             if state.offset != offset:
                 raise UploadConflict(state.offset, offset)
             if request.content_length == 0 or not request.body_exists:
