@@ -26,6 +26,7 @@ TUS = {"Tus-Resumable": "1.0.0"}
 STREAM = {**TUS, "Content-Type": "application/offset+octet-stream"}
 Client = TestClient[web.Request, web.Application]
 MakeClient = Callable[..., Awaitable[Client]]
+PARTIAL = {"Content-Type": "application/partial-upload"}
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 
 
@@ -900,3 +901,52 @@ async def test_malformed_chunked_framing(client: Client, tmp_path: Path) -> None
     assert offset in (0, 5)
     part = tmp_path / "partial" / (url.rsplit("/", 1)[1] + ".part")
     assert part.read_bytes() == b"hello"[:offset]
+
+
+async def test_draft_104_gives_the_location_before_the_body(client: Client) -> None:
+    assert client.port is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+    writer.write(
+        b"POST /files HTTP/1.1\r\nHost: x\r\nUpload-Draft-Interop-Version: 6\r\n"
+        b"Upload-Complete: ?1\r\nContent-Length: 200000\r\n\r\n"
+    )
+    await writer.drain()
+    interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    lines = interim.decode().split("\r\n")
+    assert lines[0] == "HTTP/1.1 104 Upload Resumption Supported"
+    headers = dict(line.split(": ", 1) for line in lines[1:] if line)
+    assert headers["Upload-Draft-Interop-Version"] == "6"
+    location = headers["Location"]
+    # The connection breaks halfway through the body: the client knows where to resume.
+    writer.write(b"z" * 100_000)
+    await writer.drain()
+    await asyncio.sleep(0.2)
+    writer.close()
+    await writer.wait_closed()
+    for _ in range(100):
+        async with client.head(location, headers=draft(6)) as resp:
+            if resp.headers.get("Upload-Offset") == "100000":
+                break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the bytes before the cut were not kept")
+    headers6 = draft(6, **{"Upload-Offset": "100000", "Upload-Complete": "?1"}, **PARTIAL)
+    async with client.patch(location, headers=headers6, data=b"z" * 100_000) as resp:
+        assert resp.status == 204
+    assert done(client)[0]["sha256"] == hashlib.sha256(b"z" * 200_000).hexdigest()
+
+
+async def test_no_104_when_turned_off_or_for_tus(make: MakeClient) -> None:
+    for client, headers in (
+        (await make(interim_responses=False), b"Upload-Draft-Interop-Version: 6\r\n"
+         b"Upload-Complete: ?0\r\n"),
+        (await make(), b"Tus-Resumable: 1.0.0\r\nUpload-Length: 3\r\n"),
+    ):  # fmt: skip
+        assert client.port is not None
+        reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+        writer.write(b"POST /files HTTP/1.1\r\nHost: x\r\n" + headers + b"\r\n")
+        await writer.drain()
+        status = await asyncio.wait_for(reader.readline(), 10)
+        assert status.startswith(b"HTTP/1.1 201"), status
+        writer.close()
+        await writer.wait_closed()

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from ..config import UploadLimits
@@ -105,8 +105,10 @@ class ResumableUploads:
         max_metadata_size: int,
         max_metadata_pairs: int,
         sweep_interval: float,
+        interim_responses: bool = True,
     ) -> None:
         self.helpers = helpers
+        self.interim_responses = interim_responses
         self.path = path
         self.store = Store(directory)
         self.limits = limits
@@ -337,6 +339,8 @@ class ResumableUploads:
         )
         await asyncio.to_thread(self.store.create, state)
         log.debug("created upload %s (length %s)", state.id, length)
+        if speaks.draft and self.interim_responses:
+            self._send_104(request, speaks, state.id)
         if with_body or length == 0:
             # An empty upload is complete as soon as it exists: hand it over now.
             state = await self._append(
@@ -352,6 +356,26 @@ class ResumableUploads:
         response.headers["Location"] = self.url_for(state.id)
         self._state_headers(response, state, speaks, limits)
         return response
+
+    def _send_104(self, request: web.Request, speaks: Speaks, upload_id: str) -> None:
+        """Tell a draft client where its upload lives before its body is read.
+
+        aiohttp has no API for 1xx answers other than 100 Continue; before the final
+        answer is prepared nothing else has been written on the connection, so the
+        interim answer goes straight to the transport (HTTP/1.1 only).
+        """
+        transport = request.transport
+        if request.version < HttpVersion11 or transport is None or transport.is_closing():
+            return
+        if request.writer.output_size:  # pragma: no cover - nothing was sent before
+            return
+        head = (
+            "HTTP/1.1 104 Upload Resumption Supported\r\n"
+            f"Upload-Draft-Interop-Version: {speaks.interop}\r\n"
+            f"Location: {self.url_for(upload_id)}\r\n"
+            f"Upload-Limit: {self._upload_limit(self._limits(request))}\r\n\r\n"
+        )
+        transport.write(head.encode("ascii"))
 
     # -- HEAD ---------------------------------------------------------------------------
 
@@ -569,6 +593,10 @@ class ResumableUploads:
         finally:
             if timer is not None:
                 timer.close()
+        if outcome is not None:
+            # Upload-Complete speaks of the whole request body: a body cut short (or
+            # stalled) completes nothing, whatever the header said.
+            complete = None
         # Shielded: a cancelled request still commits (or discards) and so leaves the
         # bytes file and its state consistent before the lock is released.
         commit = asyncio.ensure_future(
@@ -711,6 +739,7 @@ def add_resumable_uploads(
     max_metadata_size: int = 4096,
     max_metadata_pairs: int = 32,
     sweep_interval: float | None = None,
+    interim_responses: bool = True,
 ) -> ResumableUploads:
     """Serve resumable uploads (tus 1.0 and the IETF draft) at ``path`` of ``app``.
 
@@ -721,6 +750,8 @@ def add_resumable_uploads(
     file of a form, its ``allowed_types`` / ``sniff_types`` looked up under ``field``.
     ``expires`` seconds after its last byte, an unfinished upload is removed (swept at
     startup and every ``sweep_interval`` seconds, by default ``min(expires, 600)``).
+    ``interim_responses``: answer a draft client's creation with ``104 Upload Resumption
+    Supported`` (its upload's ``Location``) before reading the body, as the draft asks.
 
     Raises:
         RuntimeError: ``setup()`` was not called on ``app``, or ``app`` is frozen.
@@ -771,6 +802,7 @@ def add_resumable_uploads(
         max_metadata_size=max_metadata_size,
         max_metadata_pairs=max_metadata_pairs,
         sweep_interval=interval,
+        interim_responses=bool(interim_responses),
     )
     Path(directory).mkdir(parents=True, exist_ok=True)
     uploads._install(app)
