@@ -3,6 +3,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+NODE_STAMP := node_modules/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
@@ -15,9 +16,15 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --disable-pip-version-check -q -e '.[test,bench,redis,gunicorn,prometheus,opentelemetry]'
 	touch $@
 
-install: $(STAMP)
+# tus-js-client for the demo's resumable uploads and their browser tests (served as is).
+$(NODE_STAMP): package-lock.json
+	@command -v npm >/dev/null 2>&1 || bash .ci/sysdeps
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
-# Debian packages the tests drive for real (curl, Chromium, redis-server), installed when missing.
+install: $(STAMP) $(NODE_STAMP)
+
+# Debian packages the tests drive for real (curl, Chromium, redis-server, npm), installed when missing.
 sysdeps:
 	@bash .ci/sysdeps
 
@@ -47,4 +54,4 @@ changelog: install
 	$(VENV)/bin/towncrier build --draft --version "$$($(PY) -c 'import aiohttp_helpers as a; print(a.__version__)')"
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .coverage .coverage.* htmlcov build dist
+	rm -rf $(VENV) node_modules .mypy_cache .pytest_cache .ruff_cache .coverage .coverage.* htmlcov build dist

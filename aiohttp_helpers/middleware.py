@@ -97,6 +97,9 @@ def fill_error_response(
 def error_response(request: web.BaseRequest, exc: HelpersError) -> web.Response:
     """``exc`` as an HTTP answer: RFC 9457 JSON, or plain text when the client prefers it."""
     response = web.Response(status=exc.status)
+    # Headers the error itself carries (Retry-After, Upload-Offset, ...), as aiohttp would
+    # send them when it answers the error without the middleware.
+    response.headers.extend(exc.headers)
     fill_error_response(response, request, exc)
     return response
 

@@ -303,3 +303,143 @@ async def test_ctrl_c_shows_1001_in_the_open_page(browser: Browser) -> None:
         # while the demo is down, which is why the page's text is not checked here).
         await page.wait_for_function("window.demo.reconnects >= 1")
         assert await script.exit_code() == 0
+
+
+# -- resumable uploads (tus-js-client) ------------------------------------------------
+
+PAUSE_AT = """([limit, button]) => {
+  const listener = (event) => {
+    if (event.detail.accepted >= limit) {
+      window.removeEventListener("resumable-chunk", listener);
+      document.getElementById(button).click();
+    }
+  };
+  window.addEventListener("resumable-chunk", listener);
+}"""
+
+
+def _random_file(path: Path, size: int) -> str:
+    data = os.urandom(size)
+    path.write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
+
+
+async def _completed(page: Page) -> list[dict[str, Any]]:
+    result: list[dict[str, Any]] = await page.evaluate(
+        "fetch('/resumable/done').then((r) => r.json())"
+    )
+    return result
+
+
+async def _resumable_done(page: Page, count: int = 1) -> None:
+    await page.wait_for_function(
+        f"window.demo.resumable.results.length >= {count}"
+        " || window.demo.resumable.errors.length > 0",
+        timeout=60_000,
+        polling=100,
+    )
+    errors = await page.evaluate("window.demo.resumable.errors")
+    assert errors == []
+
+
+async def _paused(page: Page) -> None:
+    await page.wait_for_function("window.demo.resumable.paused === true", timeout=30_000)
+
+
+@pytest.mark.parametrize(
+    ("protocol", "interop"),
+    [
+        pytest.param("tus-v1", None, id="tus"),
+        pytest.param("ietf-draft-03", "5", id="draft-03"),
+        pytest.param("ietf-draft-05", "6", id="draft-05"),
+    ],
+)
+async def test_resumable_pause_resume_reload(
+    browser: Browser, serve: Serve, tmp_path: Path, protocol: str, interop: str | None
+) -> None:
+    source = tmp_path / "holiday video.bin"
+    digest = _random_file(source, 6 * MiB)
+    url = str(await serve(demo.create_app(resumable_dir=str(tmp_path / "partial"))))
+    page = await _open(browser, url)
+    sent: list[dict[str, str]] = []
+    page.on("request", lambda r: sent.append({**r.headers, "method": r.method, "url": r.url}))
+    await page.select_option("#r-protocol", protocol)
+    await page.select_option("#r-chunk", "262144")
+    await page.set_input_files("#r-file", str(source))
+    # Pause with the button once 1.5 MiB are in, resume with the other, pause again at 3 MiB.
+    await page.evaluate(PAUSE_AT, [int(1.5 * MiB), "r-pause"])
+    await page.click("#r-start")
+    await _paused(page)
+    first = await page.eval_on_selector("#r-progress", "el => el.value")
+    assert 20 <= first < 100
+    await page.evaluate(PAUSE_AT, [3 * MiB, "r-pause"])
+    await page.click("#r-resume")
+    await page.wait_for_function("window.demo.resumable.paused === false")
+    await _paused(page)
+    # A reload forgets everything but what tus-js-client stored; the same file resumes.
+    await page.reload()
+    await page.select_option("#r-protocol", protocol)
+    await page.select_option("#r-chunk", "262144")
+    await page.set_input_files("#r-file", str(source))
+    await page.click("#r-start")
+    await _resumable_done(page)
+    resumed_at: list[int] = await page.evaluate("window.demo.resumable.resumedAt")
+    assert len(resumed_at) == 1
+    assert 3 * MiB <= resumed_at[0] < 6 * MiB
+    assert await page.eval_on_selector("#r-progress", "el => el.value") == 100
+    [done] = await _completed(page)
+    assert done["sha256"] == digest
+    assert done["size"] == 6 * MiB
+    assert done["filename"] == "holiday video.bin"
+    uploads = [r for r in sent if "/files" in r["url"]]
+    assert {r["method"] for r in uploads} == {"POST", "PATCH", "HEAD"}
+    for request in uploads:
+        if interop is None:
+            assert request.get("tus-resumable") == "1.0.0"
+        else:
+            assert request.get("upload-draft-interop-version") == interop
+            assert "tus-resumable" not in request
+    offsets = sorted({int(r["upload-offset"]) for r in sent if "upload-offset" in r})
+    assert resumed_at[0] in offsets
+
+
+async def test_resumable_offline_then_back(browser: Browser, serve: Serve, tmp_path: Path) -> None:
+    source = tmp_path / "field notes.bin"
+    digest = _random_file(source, 4 * MiB)
+    url = str(await serve(demo.create_app(resumable_dir=str(tmp_path / "partial"))))
+    context = await browser.new_context()
+    page = await context.new_page()
+    await page.goto(url)
+    patches: list[str] = []
+    back_online: list[asyncio.Task[None]] = []
+
+    async def online_later() -> None:
+        await asyncio.sleep(1.0)
+        await context.set_offline(False)
+
+    async def route(r: Any) -> None:
+        request = r.request
+        if request.method == "PATCH":
+            patches.append(request.headers.get("upload-offset", ""))
+            if len(patches) == 4:
+                # The network goes away under the fourth chunk.
+                await context.set_offline(True)
+                await r.abort("internetdisconnected")
+                back_online.append(asyncio.ensure_future(online_later()))
+                return
+        await r.continue_()
+
+    await page.route("**/files/*", route)
+    await page.select_option("#r-chunk", "262144")
+    await page.set_input_files("#r-file", str(source))
+    await page.click("#r-start")
+    await page.wait_for_function("window.demo.resumable.offline === true", timeout=30_000)
+    await _resumable_done(page)
+    await asyncio.wait(back_online)
+    # After the cut, tus-js-client asked the server for the offset and went on from there.
+    assert patches[3] == str(3 * 256 * 1024)
+    assert patches[4] == patches[3]
+    assert await page.evaluate("window.demo.resumable.resumedAt") == [3 * 256 * 1024]
+    [done] = await _completed(page)
+    assert done["sha256"] == digest
+    await context.close()

@@ -1,0 +1,204 @@
+"""Resumable-upload throughput against plain aiohttp drain+write, measured in the same run.
+
+A server process (aiohttp, ``--dir`` on tmpfs: ``/dev/shm`` by default) serves
+``ah.add_resumable_uploads()`` at ``/files`` and, as the reference, ``/write``: a handler
+that drains ``request.content`` and appends each chunk to a file (the ceiling for any upload
+path that keeps the bytes). A client in this process (aiohttp, one keep-alive connection)
+sends ``--size-mb`` (default 512) in ``--chunk-mb`` (default 8) pieces:
+
+- tus: one creation POST, then one PATCH per chunk (locks, state file, SHA-256 of the whole
+  upload, the hand-over as an ``UploadedFile`` at the end, saved to ``--dir``);
+- drain+write: one POST per chunk to ``/write``, appended to one file.
+
+Each is timed from the first request to the last answer, best of ``--rounds``. Target:
+tus >= 0.8 x drain+write. This prints figures; it never asserts.
+
+    python bench/resumable.py [--size-mb 512] [--chunk-mb 8] [--rounds 3] [--dir /dev/shm]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+import aiohttp_helpers as ah
+
+MiB = 2**20
+TUS = {"Tus-Resumable": "1.0.0"}
+
+
+def server_app(directory: Path, size: int) -> web.Application:
+    app = web.Application(client_max_size=4 * size)
+    helpers = ah.setup(app)
+    ah.add_resumable_uploads(
+        app,
+        "/files",
+        directory=directory / "partial",
+        limits=ah.UploadLimits(max_file_size=4 * size),
+    )
+    done = directory / "done.bin"
+
+    async def keep(request: web.Request, uploaded: ah.UploadedFile) -> None:
+        path = await uploaded.save(done)
+        await asyncio.to_thread(path.unlink)
+
+    helpers.signals.on_upload.append(keep)
+    dest = directory / "dest-write.bin"
+
+    async def write(request: web.Request) -> web.Response:
+        total = 0
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            while chunk := await request.content.readany():
+                total += len(chunk)
+                os.write(fd, chunk)
+        finally:
+            os.close(fd)
+        return web.json_response({"bytes": total})
+
+    async def reset(request: web.Request) -> web.Response:
+        with contextlib.suppress(FileNotFoundError):
+            await asyncio.to_thread(dest.unlink)
+        return web.Response(text="ok")
+
+    app.router.add_post("/write", write)
+    app.router.add_post("/reset", reset)
+    return app
+
+
+def serve(port: int, directory: Path, size: int, *, hashing: bool) -> None:
+    if not hashing:
+        # Where the time goes: the same path without the SHA-256 of the whole upload.
+        from aiohttp_helpers.resumable.handlers import ResumableUploads
+        from aiohttp_helpers.resumable.storage import Store
+
+        ResumableUploads._running_hash = lambda self, state: None  # type: ignore[method-assign]
+        Store.digest = staticmethod(lambda fd, length: "")  # type: ignore[method-assign]
+    web.run_app(server_app(directory, size), host="127.0.0.1", port=port, print=None)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+async def wait_up(base: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        for _ in range(200):
+            with contextlib.suppress(aiohttp.ClientConnectionError):
+                async with session.options(base + "/files") as resp:
+                    if resp.status == 204:
+                        return
+            await asyncio.sleep(0.05)
+    raise RuntimeError("the server did not start")
+
+
+async def run_tus(session: aiohttp.ClientSession, base: str, block: bytes, count: int) -> float:
+    size = len(block) * count
+    started = time.perf_counter()
+    async with session.post(base + "/files", headers={**TUS, "Upload-Length": str(size)}) as r:
+        assert r.status == 201, await r.text()
+        url = base + r.headers["Location"]
+    headers = {**TUS, "Content-Type": "application/offset+octet-stream"}
+    offset = 0
+    for _ in range(count):
+        async with session.patch(
+            url, headers={**headers, "Upload-Offset": str(offset)}, data=block
+        ) as r:
+            assert r.status == 204, await r.text()
+            offset = int(r.headers["Upload-Offset"])
+    assert offset == size
+    return time.perf_counter() - started
+
+
+async def run_write(session: aiohttp.ClientSession, base: str, block: bytes, count: int) -> float:
+    async with session.post(base + "/reset") as r:
+        await r.read()
+    started = time.perf_counter()
+    for _ in range(count):
+        async with session.post(base + "/write", data=block) as r:
+            assert r.status == 200
+            await r.read()
+    return time.perf_counter() - started
+
+
+async def measure(
+    base: str, bare: str, size: int, chunk: int, rounds: int
+) -> dict[str, list[float]]:
+    block = os.urandom(chunk)
+    count = size // chunk
+    await wait_up(base)
+    await wait_up(bare)
+    times: dict[str, list[float]] = {"drain+write": [], "tus PATCH": [], "  no SHA-256": []}
+    async with aiohttp.ClientSession() as session:
+        # One warm-up of each, so that tmpfs pages are touched before anything is timed.
+        await run_write(session, base, block, count)
+        await run_tus(session, base, block, count)
+        await run_tus(session, bare, block, count)
+        for _ in range(rounds):
+            times["drain+write"].append(await run_write(session, base, block, count))
+            times["tus PATCH"].append(await run_tus(session, base, block, count))
+            times["  no SHA-256"].append(await run_tus(session, bare, block, count))
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size-mb", type=int, default=512)
+    parser.add_argument("--chunk-mb", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--dir", default="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--serve-dir", help=argparse.SUPPRESS)
+    parser.add_argument("--no-hash", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    size, chunk = args.size_mb * MiB, args.chunk_mb * MiB
+    if args.serve:
+        serve(args.serve, Path(args.serve_dir), size, hashing=not args.no_hash)
+        return
+    procs: list[subprocess.Popen[bytes]] = []
+    bases: list[str] = []
+    directories: list[Path] = []
+    try:
+        for extra in ([], ["--no-hash"]):
+            directory = Path(tempfile.mkdtemp(prefix="ah-bench-resumable-", dir=args.dir))
+            directories.append(directory)
+            port = free_port()
+            command = [sys.executable, __file__, "--serve", str(port), "--serve-dir"]
+            command += [str(directory), "--size-mb", str(args.size_mb), *extra]
+            procs.append(subprocess.Popen(command))
+            bases.append(f"http://127.0.0.1:{port}")
+        times = asyncio.run(measure(bases[0], bases[1], size, chunk, args.rounds))
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait()
+        for directory in directories:
+            shutil.rmtree(directory, ignore_errors=True)
+    print(
+        f"{args.size_mb} MiB in {args.chunk_mb} MiB requests, best of {args.rounds}, "
+        f"files on {args.dir or 'the default temp dir'}"
+    )
+    print(f"{'path':<14}{'seconds':>9}{'MiB/s':>9}{'x drain+write':>15}")
+    reference = min(times["drain+write"])
+    for name, values in times.items():
+        best = min(values)
+        print(f"{name:<14}{best:>9.3f}{args.size_mb / best:>9.0f}{reference / best:>15.2f}")
+
+
+if __name__ == "__main__":
+    main()
