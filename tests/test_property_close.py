@@ -15,7 +15,7 @@ import struct
 import aiohttp
 import pytest
 from aiohttp import web
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from yarl import URL
 
@@ -41,8 +41,22 @@ REASONS = st.one_of(
 VIA = st.sampled_from(["close_websocket", "ServerWebSocket.close", "WSClose", "client"])
 
 
-def expected_reason(reason: str) -> str:
-    """The longest prefix of ``reason`` (lone surrogates as ``?``) that fits in 123 bytes."""
+#: What ``ServerWebSocket`` says when it closes with these codes and no reason.
+DEFAULT_REASONS = {
+    1002: "protocol error",
+    1007: "text message is not valid UTF-8",
+    1009: "message too big",
+}
+
+
+def expected_reason(reason: str, code: int = 0, via: str = "") -> str:
+    """The longest prefix of ``reason`` (lone surrogates as ``?``) that fits in 123 bytes.
+
+    An empty one on a :class:`ah.ServerWebSocket` (its ``close()`` or ``WSClose``) with a
+    protocol code is that code's default reason.
+    """
+    if not reason and via in ("ServerWebSocket.close", "WSClose"):
+        return DEFAULT_REASONS.get(code, "")
     out: list[str] = []
     size = 0
     for ch in reason:
@@ -172,6 +186,9 @@ async def server(serve: Serve) -> tuple[URL, Current]:
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(code=CODES, reason=REASONS, via=VIA)
+@example(code=1007, reason="", via="ServerWebSocket.close")
+@example(code=1009, reason="", via="WSClose")
+@example(code=1002, reason="", via="close_websocket")
 async def test_any_code_and_reason(
     server: tuple[URL, Current], code: int, reason: str, via: str
 ) -> None:
@@ -193,4 +210,4 @@ async def test_any_code_and_reason(
     got_code, payload = sent
     assert got_code == code
     assert len(payload) <= 123
-    assert payload.decode("utf-8") == expected_reason(reason)
+    assert payload.decode("utf-8") == expected_reason(reason, code, via)
