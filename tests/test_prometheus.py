@@ -485,22 +485,10 @@ async def test_demo_exposes_metrics(serve: Serve, session: aiohttp.ClientSession
     assert value(samples, "aiohttp_helpers_app_state", state="ready") == 1
 
 
-class Forbidden(ah.HelpersError):
-    """A refusal before the upgrade, as an Origin check answers one."""
-
-    status = 403
-    title = "Forbidden"
-
-
 async def test_websocket_refusals_per_client_stopping_and_before_the_upgrade(
     serve: Serve, session: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
     demo = Demo(tmp_path, max_connections_per_client=1)
-
-    async def guarded(request: web.Request) -> web.StreamResponse:
-        raise Forbidden("this origin may not open a WebSocket here")
-
-    demo.app.router.add_get("/guarded", guarded)
     base = await serve(demo.app)
     url = base.with_scheme("ws") / "ws"
     async with session.ws_connect(url) as one:
@@ -509,8 +497,9 @@ async def test_websocket_refusals_per_client_stopping_and_before_the_upgrade(
             assert (await two.receive()).data == 1013
         await one.send_str("bye")
         await one.receive()
+    # A page on another origin: the package's Origin check refuses it before the upgrade.
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-        await session.ws_connect(base.with_scheme("ws") / "guarded")
+        await session.ws_connect(url, origin="http://evil.example")
     assert refused.value.status == 403
     drain = asyncio.create_task(demo.helpers.lifecycle.drain(5))
     await wait_for(lambda: demo.helpers.state is ah.AppState.DRAINING)
@@ -519,9 +508,9 @@ async def test_websocket_refusals_per_client_stopping_and_before_the_upgrade(
     samples = await scrape(session, base)
     refusals = "aiohttp_helpers_websocket_refusals_total"
     assert value(samples, refusals, reason="max-connections-per-client", code="1013") == 1
-    assert value(samples, refusals, route="/guarded", reason="forbidden", code="403") == 1
+    assert value(samples, refusals, route="/ws", reason="origin-not-allowed", code="403") == 1
     assert value(samples, refusals, reason="stopping", code="1001") == 1
-    assert value(samples, "aiohttp_helpers_refusals_total", problem="forbidden") == 1
+    assert value(samples, "aiohttp_helpers_refusals_total", problem="origin-not-allowed") == 1
     drain.cancel()
     await asyncio.wait([drain])
 
