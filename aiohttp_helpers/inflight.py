@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from aiohttp.typedefs import Handler, Middleware
+from aiohttp.typedefs import Handler
 
 from .errors import ServiceUnavailable
 from .middleware import error_response
@@ -34,12 +34,16 @@ if TYPE_CHECKING:
 __all__ = [
     "InFlight",
     "InFlightRequest",
-    "make_in_flight_middleware",
+    "InFlightRunner",
+    "make_in_flight",
     "make_prepare_receiver",
     "unavailable_response",
 ]
 
 log = logging.getLogger("aiohttp_helpers.lifecycle")
+
+#: Runs a request's handler, as a middleware would (without being one).
+InFlightRunner = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
 #: Seconds a client is told to wait before it retries a request the server cut short.
 RETRY_AFTER = 1
@@ -175,13 +179,16 @@ class InFlight:
         return len(entries)
 
 
-def make_in_flight_middleware(lifecycle: Lifecycle) -> Middleware:
-    """The middleware ``setup()`` installs after the error middleware: tracks requests."""
+def make_in_flight(lifecycle: Lifecycle) -> InFlightRunner:
+    """What the package's middleware runs the handler through: tracks requests in flight.
+
+    Not a middleware of its own: aiohttp wraps every middleware around the handler again
+    on each request, which cost a hello-world request about as much as all of this.
+    """
     from .lifecycle import AppState  # lifecycle.py imports this module
 
     ready = AppState.READY
 
-    @web.middleware
     async def aiohttp_helpers_in_flight(
         request: web.Request, handler: Handler
     ) -> web.StreamResponse:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -109,8 +110,16 @@ def _client_gone(request: web.BaseRequest) -> bool:
     return transport is None or transport.is_closing()
 
 
-def make_middleware(signals: RequestSignals) -> Middleware:
-    """The middleware ``setup()`` installs, bound to one app's request signals."""
+def make_middleware(
+    signals: RequestSignals,
+    run: Callable[[web.Request, Handler], Awaitable[web.StreamResponse]] | None = None,
+) -> Middleware:
+    """The middleware ``setup()`` installs, bound to one app's request signals.
+
+    ``run``, when given, runs the handler (``run(request, handler)``) inside the error
+    handling: the lifecycle's tracking of requests in flight. One middleware, not two:
+    aiohttp wraps each middleware around the handler anew on every request.
+    """
 
     @web.middleware
     async def aiohttp_helpers_middleware(
@@ -127,7 +136,7 @@ def make_middleware(signals: RequestSignals) -> Middleware:
             if signals.on_request_start:
                 await signals.on_request_start.send(request)
             try:
-                response = await handler(request)
+                response = await (handler(request) if run is None else run(request, handler))
             except HelpersError as exc:
                 log.debug("%s %s answered %d: %s", request.method, request.path, exc.status, exc)
                 request[PROBLEM_KEY] = exc  # for the request signals' receivers (metrics)

@@ -9,7 +9,7 @@ from aiohttp import web
 from .config import UploadLimits, WebSocketSettings
 from .expect import install_expect_handlers
 from .health import add_health_routes
-from .inflight import make_in_flight_middleware, make_prepare_receiver
+from .inflight import make_in_flight, make_prepare_receiver
 from .keys import HELPERS_KEY, UPLOAD_LIMITS_KEY, WS_SETTINGS_KEY
 from .lifecycle import AppState, Lifecycle
 from .middleware import make_middleware
@@ -122,10 +122,10 @@ def setup(
         drain_timeout=float(drain_timeout),
     )
     app[HELPERS_KEY] = helpers
-    app.middlewares.append(make_middleware(signals))
-    # Inside the error middleware: requests in flight, which stopping waits for (and ends
-    # at drain_timeout), Connection: close while not ready, 503 + Retry-After answers.
-    app.middlewares.append(make_in_flight_middleware(helpers.lifecycle))
+    # One middleware: errors answered, request signals, and inside them the requests in
+    # flight, which stopping waits for (and ends at drain_timeout), Connection: close while
+    # not ready, 503 + Retry-After answers.
+    app.middlewares.append(make_middleware(signals, make_in_flight(helpers.lifecycle)))
     app.on_response_prepare.append(make_prepare_receiver(helpers.lifecycle))
     helpers.streams.lifecycle = helpers.lifecycle
 

@@ -17,7 +17,7 @@ def test_setup_returns_handle_reachable_through_get_helpers() -> None:
     assert helpers.app is app
     assert helpers.limits == ah.UploadLimits()
     assert helpers.state is ah.AppState.STARTING
-    assert len(app.middlewares) == 2  # errors, then requests in flight
+    assert len(app.middlewares) == 1  # one middleware: errors, signals, requests in flight
 
 
 def test_setup_twice_is_refused() -> None:
@@ -25,7 +25,7 @@ def test_setup_twice_is_refused() -> None:
     ah.setup(app)
     with pytest.raises(RuntimeError, match=r"already ran on this application.*configure"):
         ah.setup(app)
-    assert len(app.middlewares) == 2  # errors, then requests in flight
+    assert len(app.middlewares) == 1  # one middleware: errors, signals, requests in flight
 
 
 def test_setup_on_frozen_app_is_refused() -> None:
