@@ -12,7 +12,7 @@ import logging
 import os
 import tempfile
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -22,9 +22,12 @@ from ..errors import InsufficientStorage
 
 __all__ = ["Spool", "UploadedFile", "file_mode", "no_room", "place_file", "write_atomic"]
 
-#: Bytes handed to the worker thread at once: large enough that the thread hop is cheap,
-#: small enough that a file in flight holds little memory (two batches at most).
+#: Bytes handed to the worker threads at once: large enough that the thread hops are
+#: cheap, small enough that a file in flight holds little memory (two batches at most: one
+#: being hashed and written, one filling).
 WRITE_BATCH = 1 << 20
+# Buffers one writev() call takes at most (IOV_MAX on Linux).
+_IOV_MAX = 1024
 _TEMP_PREFIX = "aiohttp-helpers-"
 # The filesystem is full, the quota used up, or the file may grow no larger (the
 # filesystem's own size limit, or the process's RLIMIT_FSIZE): no room for the upload.
@@ -63,7 +66,7 @@ def no_room(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in _NO_ROOM
 
 
-def _write_all(fd: int, chunks: list[bytes]) -> None:
+def _write_all(fd: int, chunks: Iterable[bytes | memoryview]) -> None:
     """Write ``chunks`` to ``fd`` (in a worker thread: os.write releases the GIL)."""
     for chunk in chunks:
         view = memoryview(chunk)
@@ -72,15 +75,35 @@ def _write_all(fd: int, chunks: list[bytes]) -> None:
             view = view[written:]
 
 
-def _store(fd: int, digest: Any, chunks: list[bytes]) -> None:
-    """Hash and write one batch (in a worker thread).
+def _write_batch(fd: int, chunks: list[bytes]) -> None:
+    """Write one batch to ``fd`` with as few ``writev()`` calls as it takes (worker thread).
 
-    The batch is joined first so that hashing and writing each release the GIL once per
-    batch, not once per network chunk, and run over bytes already in this core's cache.
+    No join: the chunks go to the kernel as they are, one system call (one release of the
+    GIL) for up to ``_IOV_MAX`` of them.
     """
-    data = b"".join(chunks) if len(chunks) != 1 else chunks[0]
-    digest.update(data)
-    _write_all(fd, [data])
+    start = 0
+    while start < len(chunks):
+        group = chunks[start : start + _IOV_MAX]
+        start += len(group)
+        written = os.writev(fd, group)
+        if written != sum(map(len, group)):
+            # A short write (rare: a signal, or the file reached a limit): finish the
+            # group one chunk at a time, where an error such as ENOSPC surfaces.
+            for chunk in group:
+                if written >= len(chunk):
+                    written -= len(chunk)
+                    continue
+                _write_all(fd, [memoryview(chunk)[written:]])
+                written = 0
+
+
+def _hash_batch(digest: Any, chunks: list[bytes]) -> None:
+    """Feed one batch to ``digest`` (worker thread).
+
+    Joined first so that hashing releases the GIL once per batch (``bytes.join`` of a
+    megabyte releases it too), not once per network chunk.
+    """
+    digest.update(b"".join(chunks) if len(chunks) != 1 else chunks[0])
 
 
 def write_atomic(dest: Path, source: Callable[[int], None]) -> None:
@@ -108,7 +131,9 @@ class Spool:
     """A file's bytes as they arrive: in memory up to ``max_memory``, then on disk.
 
     Disk writes and hashing run in the default executor, one batch in flight while the
-    next one fills, so a large upload never blocks the event loop.
+    next one fills, so a large upload never blocks the event loop. A batch is hashed and
+    written by two jobs at once (both release the GIL): it costs the slower of the two, not
+    their sum. ``sha256=False`` skips the hash (``finish()`` then returns ``""`` for it).
     """
 
     __slots__ = (
@@ -118,7 +143,7 @@ class Spool:
         "_digest",
         "_dir",
         "_fd",
-        "_job",
+        "_jobs",
         "_max_memory",
         "_memory",
         "_prefix",
@@ -127,19 +152,27 @@ class Spool:
     )
 
     def __init__(
-        self, max_memory: int, directory: str | None, *, prefix: str = _TEMP_PREFIX
+        self,
+        max_memory: int,
+        directory: str | None,
+        *,
+        prefix: str = _TEMP_PREFIX,
+        sha256: bool = True,
     ) -> None:
         self._chunks: list[bytes] = []
         self._memory = 0
         self._max_memory = max_memory
         self._dir = directory
         self._prefix = prefix
-        self._digest = hashlib.sha256()
+        self._digest: Any = hashlib.sha256() if sha256 else None
         self._fd = -1
         self.path: str | None = None
         self._batch: list[bytes] = []
         self._batch_size = 0
-        self._job: asyncio.Future[Any] | None = None
+        # The jobs of the batch in flight (its write, and its hash): all done before the
+        # next batch is handed over, so writes stay in order and the hash sees every byte
+        # in order.
+        self._jobs: list[asyncio.Future[Any]] = []
         self.size = 0
 
     async def write(self, data: bytes) -> None:
@@ -172,29 +205,34 @@ class Spool:
                 raise InsufficientStorage("the server cannot store the upload now") from None
             raise
 
-    async def _wait_job(self) -> None:
-        job = self._job
-        if job is None:
-            return
-        try:
-            # Shielded: a cancelled reader must not close the file under a running write.
-            await asyncio.shield(job)
-        except OSError as exc:
-            if exc.errno in _NO_ROOM:
-                raise _no_room(exc) from None
-            raise
-        finally:
-            if job.done():
-                self._job = None
+    async def _wait_jobs(self) -> None:
+        jobs = self._jobs
+        while jobs:
+            job = jobs[0]
+            try:
+                # Shielded: a cancelled reader must not close the file under a running write.
+                await asyncio.shield(job)
+            except OSError as exc:
+                if exc.errno in _NO_ROOM:
+                    raise _no_room(exc) from None
+                raise
+            finally:
+                if job.done() and jobs and jobs[0] is job:
+                    del jobs[0]
 
     async def _flush(self) -> None:
-        await self._wait_job()
+        await self._wait_jobs()
         batch = self._batch
         self._batch = []
         self._batch_size = 0
         if batch:
             loop = asyncio.get_running_loop()
-            self._job = loop.run_in_executor(None, _store, self._fd, self._digest, batch)
+            self._jobs.append(loop.run_in_executor(None, _write_batch, self._fd, batch))
+            if self._digest is not None:
+                self._jobs.append(loop.run_in_executor(None, _hash_batch, self._digest, batch))
+
+    def _hexdigest(self) -> str:
+        return "" if self._digest is None else str(self._digest.hexdigest())
 
     async def finish(self) -> tuple[bytes | None, str | None, str]:
         """All bytes are in: ``(data, None, sha256)`` in memory or ``(None, path, sha256)``."""
@@ -202,34 +240,42 @@ class Spool:
             data = b"".join(self._chunks) if len(self._chunks) != 1 else self._chunks[0]
             self._chunks = []
             digest = self._digest
-            if len(data) > 65536:
+            if digest is not None and len(data) > 65536:
                 await asyncio.get_running_loop().run_in_executor(None, digest.update, data)
-            else:
+            elif digest is not None:
                 digest.update(data)
-            return data, None, digest.hexdigest()
+            return data, None, self._hexdigest()
         await self._flush()
-        await self._wait_job()
+        await self._wait_jobs()
         os.close(self._fd)
         self._fd = -1
-        return None, self.path, self._digest.hexdigest()
+        return None, self.path, self._hexdigest()
 
     def discard(self) -> None:
         """Drop the bytes and remove the temporary file; safe while a write is in flight."""
         self._chunks = []
         self._batch = []
-        job = self._job
-        if job is not None and not job.done():
-            job.add_done_callback(self._discard_after)
+        running = [job for job in self._jobs if not job.done()]
+        for job in self._jobs:
+            if job.done() and not job.cancelled():
+                job.exception()  # retrieved: the failure is moot once the upload is dropped
+        if running:
+            left = [len(running)]
+
+            def after(job: asyncio.Future[Any]) -> None:
+                if not job.cancelled():
+                    job.exception()
+                left[0] -= 1
+                if not left[0]:
+                    self._close_and_remove()
+
+            for job in running:
+                job.add_done_callback(after)
             return
         self._close_and_remove()
 
-    def _discard_after(self, job: asyncio.Future[Any]) -> None:
-        if not job.cancelled():
-            job.exception()  # retrieved: the failure is moot once the upload is dropped
-        self._close_and_remove()
-
     def _close_and_remove(self) -> None:
-        self._job = None
+        self._jobs = []
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
