@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import errno
 import functools
@@ -25,7 +26,10 @@ __all__ = ["Spool", "UploadedFile", "file_mode", "no_room", "place_file", "write
 #: Bytes handed to the worker threads at once: large enough that the thread hops are
 #: cheap, small enough that a file in flight holds little memory (two batches at most: one
 #: being hashed and written, one filling).
-WRITE_BATCH = 1 << 20
+WRITE_BATCH = 2 << 20
+#: Batches handed over and not yet both written and hashed, at most: while one waits for
+#: a worker thread the other is processed, so a hiccup of either does not stall the loop.
+IN_FLIGHT = 2
 # Buffers one writev() call takes at most (IOV_MAX on Linux).
 _IOV_MAX = 1024
 _TEMP_PREFIX = "aiohttp-helpers-"
@@ -75,17 +79,19 @@ def _write_all(fd: int, chunks: Iterable[bytes | memoryview]) -> None:
             view = view[written:]
 
 
-def _write_batch(fd: int, chunks: list[bytes]) -> None:
-    """Write one batch to ``fd`` with as few ``writev()`` calls as it takes (worker thread).
+def _write_batch(fd: int, offset: int, chunks: list[bytes]) -> None:
+    """Write one batch to ``fd`` at ``offset`` with as few ``pwritev()`` calls as it takes.
 
-    No join: the chunks go to the kernel as they are, one system call (one release of the
-    GIL) for up to ``_IOV_MAX`` of them.
+    Runs in a worker thread. No join: the chunks go to the kernel as they are, one system
+    call (one release of the GIL) for up to ``_IOV_MAX`` of them. The explicit offset
+    lets the writes of two batches in flight run in any order.
     """
     start = 0
     while start < len(chunks):
         group = chunks[start : start + _IOV_MAX]
         start += len(group)
-        written = os.writev(fd, group)
+        written = os.pwritev(fd, group, offset)
+        offset += written
         if written != sum(map(len, group)):
             # A short write (rare: a signal, or the file reached a limit): finish the
             # group one chunk at a time, where an error such as ENOSPC surfaces.
@@ -93,17 +99,21 @@ def _write_batch(fd: int, chunks: list[bytes]) -> None:
                 if written >= len(chunk):
                     written -= len(chunk)
                     continue
-                _write_all(fd, [memoryview(chunk)[written:]])
+                view = memoryview(chunk)[written:]
                 written = 0
+                while view:
+                    done = os.pwrite(fd, view, offset)
+                    offset += done
+                    view = view[done:]
 
 
 def _hash_batch(digest: Any, chunks: list[bytes]) -> None:
     """Feed one batch to ``digest`` (worker thread).
 
-    Joined first so that hashing releases the GIL once per batch (``bytes.join`` of a
-    megabyte releases it too), not once per network chunk.
+    Chunk by chunk, no join: each update of a network chunk releases the GIL.
     """
-    digest.update(b"".join(chunks) if len(chunks) != 1 else chunks[0])
+    for chunk in chunks:
+        digest.update(chunk)
 
 
 def write_atomic(dest: Path, source: Callable[[int], None]) -> None:
@@ -130,10 +140,12 @@ def place_file(tmp: str, dest: Path) -> None:
 class Spool:
     """A file's bytes as they arrive: in memory up to ``max_memory``, then on disk.
 
-    Disk writes and hashing run in the default executor, one batch in flight while the
-    next one fills, so a large upload never blocks the event loop. A batch is hashed and
-    written by two jobs at once (both release the GIL): it costs the slower of the two, not
-    their sum. ``sha256=False`` skips the hash (``finish()`` then returns ``""`` for it).
+    Disk writes and hashing run in the default executor, up to ``IN_FLIGHT`` batches
+    handed over while the next one fills, so a large upload never blocks the event loop.
+    A batch is hashed and written by two jobs at once (both release the GIL): it costs the
+    slower of the two, not their sum. Writes carry their offset, so they may run in any
+    order; hashes run one after the other, in order. ``sha256=False`` skips the hash
+    (``finish()`` then returns ``""`` for it).
     """
 
     __slots__ = (
@@ -143,9 +155,12 @@ class Spool:
         "_digest",
         "_dir",
         "_fd",
+        "_hashing",
         "_jobs",
         "_max_memory",
         "_memory",
+        "_offset",
+        "_per_batch",
         "_prefix",
         "path",
         "size",
@@ -169,10 +184,13 @@ class Spool:
         self.path: str | None = None
         self._batch: list[bytes] = []
         self._batch_size = 0
-        # The jobs of the batch in flight (its write, and its hash): all done before the
-        # next batch is handed over, so writes stay in order and the hash sees every byte
-        # in order.
-        self._jobs: list[asyncio.Future[Any]] = []
+        # The jobs of the batches in flight, oldest first: each batch's write, then its
+        # hash (a task that waits for the previous batch's hash, so the digest sees the
+        # bytes in order).
+        self._jobs: collections.deque[asyncio.Future[Any]] = collections.deque()
+        self._per_batch = 1 if self._digest is None else 2
+        self._hashing: asyncio.Future[Any] | None = None
+        self._offset = 0
         self.size = 0
 
     async def write(self, data: bytes) -> None:
@@ -205,9 +223,10 @@ class Spool:
                 raise InsufficientStorage("the server cannot store the upload now") from None
             raise
 
-    async def _wait_jobs(self) -> None:
+    async def _wait_jobs(self, keep: int = 0) -> None:
+        """Wait until at most ``keep`` batches are in flight."""
         jobs = self._jobs
-        while jobs:
+        while len(jobs) > keep * self._per_batch:
             job = jobs[0]
             try:
                 # Shielded: a cancelled reader must not close the file under a running write.
@@ -218,18 +237,21 @@ class Spool:
                 raise
             finally:
                 if job.done() and jobs and jobs[0] is job:
-                    del jobs[0]
+                    jobs.popleft()
 
     async def _flush(self) -> None:
-        await self._wait_jobs()
-        batch = self._batch
+        await self._wait_jobs(IN_FLIGHT - 1)
+        batch, size = self._batch, self._batch_size
         self._batch = []
         self._batch_size = 0
-        if batch:
-            loop = asyncio.get_running_loop()
-            self._jobs.append(loop.run_in_executor(None, _write_batch, self._fd, batch))
-            if self._digest is not None:
-                self._jobs.append(loop.run_in_executor(None, _hash_batch, self._digest, batch))
+        if not batch:
+            return
+        loop = asyncio.get_running_loop()
+        self._jobs.append(loop.run_in_executor(None, _write_batch, self._fd, self._offset, batch))
+        self._offset += size
+        if self._digest is not None:
+            self._hashing = loop.create_task(_hash_after(self._hashing, self._digest, batch))
+            self._jobs.append(self._hashing)
 
     def _hexdigest(self) -> str:
         return "" if self._digest is None else str(self._digest.hexdigest())
@@ -255,6 +277,9 @@ class Spool:
         """Drop the bytes and remove the temporary file; safe while a write is in flight."""
         self._chunks = []
         self._batch = []
+        for job in self._jobs:
+            if isinstance(job, asyncio.Task):
+                job.cancel()  # a hash: moot now, and it never touches the file
         running = [job for job in self._jobs if not job.done()]
         for job in self._jobs:
             if job.done() and not job.cancelled():
@@ -275,12 +300,24 @@ class Spool:
         self._close_and_remove()
 
     def _close_and_remove(self) -> None:
-        self._jobs = []
+        self._jobs.clear()
+        self._hashing = None
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
         if self.path is not None:
             _unlink(self.path)
+
+
+async def _hash_after(
+    previous: asyncio.Future[Any] | None, digest: Any, batch: list[bytes]
+) -> None:
+    """Hash ``batch`` in a worker thread once the batch before it is hashed."""
+    if previous is not None:
+        await asyncio.wait([previous])
+        if previous.cancelled() or previous.exception() is not None:
+            return  # the upload failed or was dropped: its digest is moot
+    await asyncio.get_running_loop().run_in_executor(None, _hash_batch, digest, batch)
 
 
 class UploadedFile:
