@@ -24,8 +24,8 @@ from ..errors import InsufficientStorage
 __all__ = ["Spool", "UploadedFile", "file_mode", "no_room", "place_file", "write_atomic"]
 
 #: Bytes handed to the worker threads at once: large enough that the thread hops are
-#: cheap, small enough that a file in flight holds little memory (two batches at most: one
-#: being hashed and written, one filling).
+#: cheap, small enough that a file in flight holds little memory (``IN_FLIGHT`` batches
+#: being hashed and written, plus the one filling: 6 MiB at most).
 WRITE_BATCH = 2 << 20
 #: Batches handed over and not yet both written and hashed, at most: while one waits for
 #: a worker thread the other is processed, so a hiccup of either does not stall the loop.
