@@ -144,13 +144,21 @@ async def test_disk_full_is_507(
     monkeypatch: pytest.MonkeyPatch,
     handler_kind: str,
 ) -> None:
-    real_write = os.write
+    real_write, real_pwritev = os.write, os.pwritev
+
+    def full(fd: int) -> bool:
+        # A full disk, for files under tmp_path only.
+        return os.readlink(f"/proc/self/fd/{fd}").startswith(str(tmp_path))
 
     def write(fd: int, data: Any) -> int:
-        # A full disk, for files under tmp_path only.
-        if os.readlink(f"/proc/self/fd/{fd}").startswith(str(tmp_path)):
+        if full(fd):
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_write(fd, data)
+
+    def pwritev(fd: int, buffers: Any, offset: int) -> int:
+        if full(fd):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_pwritev(fd, buffers, offset)
 
     async def save(request: web.Request) -> web.Response:
         async for part in ah.iter_parts(request):
@@ -162,6 +170,7 @@ async def test_disk_full_is_507(
     app.router.add_post("/save", save)
     client = await aiohttp_client(app)
     monkeypatch.setattr(os, "write", write)
+    monkeypatch.setattr(os, "pwritev", pwritev)
     body = multipart_body(BIG)
     path = "/" if handler_kind == "read_form" else "/save"
     resp = await client.post(path, data=io.BytesIO(body.data), headers=body.headers)

@@ -550,15 +550,22 @@ async def test_slow_disk_and_cancellation(
     aiohttp_client: AiohttpClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A read cancelled while a write is in flight removes the file once the write is done."""
-    real_write = os.write
+    real_write, real_pwritev = os.write, os.pwritev
     writing = asyncio.Event()
     loop = asyncio.get_running_loop()
 
-    def slow_write(fd: int, data: Any) -> int:
+    def slow(fd: int) -> None:
         if os.readlink(f"/proc/self/fd/{fd}").startswith(str(tmp_path)):
             loop.call_soon_threadsafe(writing.set)
             time.sleep(0.3)
+
+    def slow_write(fd: int, data: Any) -> int:
+        slow(fd)
         return real_write(fd, data)
+
+    def slow_pwritev(fd: int, buffers: Any, offset: int) -> int:
+        slow(fd)
+        return real_pwritev(fd, buffers, offset)
 
     seen: dict[str, Any] = {}
 
@@ -577,6 +584,7 @@ async def test_slow_disk_and_cancellation(
         return web.Response(text="ok")
 
     monkeypatch.setattr(os, "write", slow_write)
+    monkeypatch.setattr(os, "pwritev", slow_pwritev)
     app = web.Application()
     ah.setup(app, limits=ah.UploadLimits(spool_max_size=0, tmp_dir=tmp_path))
     app.router.add_post("/", handler)

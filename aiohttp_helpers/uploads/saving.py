@@ -170,7 +170,8 @@ async def save_stream(
     check_options(overwrite, unique)
     dest = await asyncio.to_thread(target, path, filename)
     await asyncio.to_thread(refuse_taken, dest, overwrite, unique)
-    spool = Spool(0, os.fspath(dest.parent), prefix=f".{dest.name[:40]}.")
+    # No SHA-256: part.save() returns only the path, so nobody would read the digest.
+    spool = Spool(0, os.fspath(dest.parent), prefix=f".{dest.name[:40]}.", sha256=False)
     try:
         if first:
             await spool.write(first)
