@@ -13,7 +13,7 @@ import logging
 import os
 import tempfile
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -21,7 +21,7 @@ from multidict import CIMultiDictProxy
 
 from ..errors import InsufficientStorage
 
-__all__ = ["Spool", "UploadedFile", "file_mode", "no_room", "place_file", "write_atomic"]
+__all__ = ["Spool", "UploadedFile", "file_mode", "no_room"]
 
 #: Bytes handed to the worker threads at once: large enough that the thread hops are
 #: cheap, small enough that a file in flight holds little memory (``IN_FLIGHT`` batches
@@ -114,27 +114,6 @@ def _hash_batch(digest: Any, chunks: list[bytes]) -> None:
     """
     for chunk in chunks:
         digest.update(chunk)
-
-
-def write_atomic(dest: Path, source: Callable[[int], None]) -> None:
-    """Create ``dest`` atomically: ``source(fd)`` writes a temporary file beside it, renamed."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name[:40]}.", suffix=".tmp", dir=dest.parent)
-    try:
-        try:
-            source(fd)
-            os.fchmod(fd, file_mode())
-        finally:
-            os.close(fd)
-        os.replace(tmp, dest)
-    except BaseException:
-        _unlink(tmp)
-        raise
-
-
-def place_file(tmp: str, dest: Path) -> None:
-    """Rename ``tmp`` to ``dest``, with the permissions a new file gets."""
-    os.chmod(tmp, file_mode())
-    os.replace(tmp, dest)
 
 
 class Spool:
