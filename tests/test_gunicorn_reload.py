@@ -206,7 +206,11 @@ async def test_readiness_falls_while_the_worker_still_serves(start_gunicorn: Sta
     server = await start_gunicorn(drain_delay=1.5)
     old = set(server.pids("startup"))
     seen: list[tuple[int, int]] = []  # (status of /health/ready, pid answering /pid)
-    async with aiohttp.ClientSession() as session:
+    # A new connection for every poll, as a load balancer's health checks make: the kernel
+    # hands each to any worker still listening, old or new. A kept-alive connection would
+    # stay with whichever worker took it first, and might never reach an old one.
+    connector = aiohttp.TCPConnector(force_close=True)
+    async with aiohttp.ClientSession(connector=connector) as session:
         server.proc.send_signal(signal.SIGHUP)
         await server.until("new workers start", lambda: len(server.pids("startup")) == 2 * WORKERS)
         old_draining = False
