@@ -8,13 +8,9 @@ its own process group, killed at the end whatever happens.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import importlib.metadata
 import os
 import signal
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -22,50 +18,12 @@ import pytest
 
 import aiohttp_helpers as ah
 
-from .redis_server import RedisServer, free_port
+from .gunicorn_support import Gunicorn, gunicorn_processes
+from .redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
 
-ROOT = Path(__file__).resolve().parent.parent
 WORKERS = 2
-#: gunicorn >= 25.1 opens a control socket at a fixed path unless told not to.
-_VERSION = tuple(int(n) for n in importlib.metadata.version("gunicorn").split(".")[:2])
-NO_CONTROL_SOCKET = ["--no-control-socket"] if _VERSION >= (25, 1) else []
-
-
-@dataclass
-class Gunicorn:
-    proc: asyncio.subprocess.Process
-    port: int
-    events: Path
-    log: Path
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def pids(self, event: str) -> list[int]:
-        """The workers that recorded ``event`` (``startup`` or ``cleanup``), in order."""
-        if not self.events.exists():
-            return []
-        lines = self.events.read_text(encoding="utf-8").splitlines()
-        return [int(pid) for kind, pid in (line.split() for line in lines) if kind == event]
-
-    def output(self) -> str:
-        return self.log.read_text(encoding="utf-8", errors="replace")[-4000:]
-
-    async def until(self, what: str, check: Callable[[], bool], within: float = 20.0) -> None:
-        try:
-            async with asyncio.timeout(within):
-                while not check():  # noqa: ASYNC110 (polls files and a process, not a task)
-                    await asyncio.sleep(0.05)
-        except TimeoutError:
-            raise AssertionError(f"{what}: not within {within:g} s\n{self.output()}") from None
-
-    async def exit_code(self, within: float = 20.0) -> int:
-        try:
-            return await asyncio.wait_for(self.proc.wait(), within)
-        except TimeoutError:
-            raise AssertionError(f"gunicorn still runs\n{self.output()}") from None
 
 
 Start = Callable[[], Awaitable[Gunicorn]]
@@ -74,42 +32,21 @@ Start = Callable[[], Awaitable[Gunicorn]]
 @pytest.fixture
 async def start_gunicorn(tmp_path: Path) -> AsyncIterator[Start]:
     redis = RedisServer()
-    procs: list[asyncio.subprocess.Process] = []
-
-    async def start() -> Gunicorn:
-        redis.start()
-        port = free_port()
-        events, log = tmp_path / "events.txt", tmp_path / "gunicorn.log"
-        env = dict(os.environ, REDIS_URL=redis.url, AH_TEST_EVENTS=str(events))
-        with log.open("wb") as out:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "gunicorn",
-                "-c", "python:examples.gunicorn_app",
-                "--bind", f"127.0.0.1:{port}",
-                "--workers", str(WORKERS),
-                "--graceful-timeout", "10",
-                *NO_CONTROL_SOCKET,
-                "tests.gunicorn_app:create_app()",
-                cwd=ROOT,
-                env=env,
-                stdout=out,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
-        procs.append(proc)
-        server = Gunicorn(proc, port, events, log)
-        await server.until("both workers start", lambda: len(server.pids("startup")) == WORKERS)
-        return server
-
     try:
-        yield start
+        async with gunicorn_processes(tmp_path) as spawn:
+
+            async def start() -> Gunicorn:
+                redis.start()
+                return await spawn(
+                    "-c", "python:examples.gunicorn_app",
+                    "--graceful-timeout", "10",
+                    "tests.gunicorn_app:create_app()",
+                    env=dict(os.environ, REDIS_URL=redis.url),
+                    workers=WORKERS,
+                )  # fmt: skip
+
+            yield start
     finally:
-        for proc in procs:
-            # The whole group: the master and any worker it left behind.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            async with asyncio.timeout(10):
-                await proc.wait()
         redis.close()
 
 

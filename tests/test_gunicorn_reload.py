@@ -14,12 +14,10 @@ failed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import os
 import signal
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +25,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from .scripts import free_port
-from .test_gunicorn import NO_CONTROL_SOCKET, ROOT, Gunicorn
+from .gunicorn_support import Gunicorn, gunicorn_processes
 from .test_lifecycle_drain import Answer, slow_upload
 
 WORKERS = 2
@@ -40,41 +37,20 @@ Start = Callable[..., Awaitable[Gunicorn]]
 
 @pytest.fixture
 async def start_gunicorn(tmp_path: Path) -> AsyncIterator[Start]:
-    procs: list[asyncio.subprocess.Process] = []
+    async with gunicorn_processes(tmp_path) as spawn:
 
-    async def start(drain_delay: float = 0.0) -> Gunicorn:
-        port = free_port()
-        events, log = tmp_path / "events.txt", tmp_path / "gunicorn.log"
-        env = dict(os.environ, AH_TEST_EVENTS=str(events), AH_DRAIN_DELAY=str(drain_delay))
-        env.pop("REDIS_URL", None)
-        with log.open("wb") as out:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "gunicorn",
+        async def start(drain_delay: float = 0.0) -> Gunicorn:
+            env = dict(os.environ, AH_DRAIN_DELAY=str(drain_delay))
+            env.pop("REDIS_URL", None)
+            return await spawn(
                 "-k", "aiohttp_helpers.gunicorn.Worker",
-                "--bind", f"127.0.0.1:{port}",
-                "--workers", str(WORKERS),
                 "--graceful-timeout", "30",
-                *NO_CONTROL_SOCKET,
                 "tests.gunicorn_app:create_app",
-                cwd=ROOT,
                 env=env,
-                stdout=out,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
+                workers=WORKERS,
             )  # fmt: skip
-        procs.append(proc)
-        server = Gunicorn(proc, port, events, log)
-        await server.until("both workers start", lambda: len(server.pids("startup")) == WORKERS)
-        return server
 
-    try:
         yield start
-    finally:
-        for proc in procs:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            async with asyncio.timeout(10):
-                await proc.wait()
 
 
 @dataclass
