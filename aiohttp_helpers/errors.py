@@ -127,7 +127,7 @@ class HelpersError(web.HTTPException):
     async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
         """Fill in the answer (as the middleware would) and start sending it."""
         if not self.prepared:
-            from .middleware import fill_error_response
+            from .problem import fill_error_response
 
             fill_error_response(self, request, self)
         return await super().prepare(request)

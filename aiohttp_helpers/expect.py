@@ -22,7 +22,7 @@ from aiohttp import hdrs, web
 
 from .config import UploadLimits
 from .errors import BodyTooLarge, HelpersError, NotMultipart
-from .middleware import error_response
+from .problem import error_response
 from .uploads.limits import ROUTE_LIMITS_ATTR
 
 __all__ = ["declared_error", "install_expect_handlers"]
