@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from aiohttp import WSMsgType, web
 
+from ._compat import on_frame_sent
 from .errors import HelpersError
 from .keys import HELPERS_KEY, PROBLEM_KEY
 from .lifecycle import AppState
@@ -155,22 +156,15 @@ class WebSocketTotals:
             self.bytes_in += ws.bytes_in
 
     def _count_sends(self, ws: web.WebSocketResponse) -> None:
-        # aiohttp<3.15: every data frame (send_str, send_bytes, send_json, send_frame)
-        # goes through the response's writer, which has no counters of its own.
-        writer = getattr(ws, "_writer", None)
-        send_frame = getattr(writer, "send_frame", None)
-        if send_frame is None:  # pragma: no cover (an aiohttp without a writer's send_frame)
-            return
         totals = self
         data_kinds = (WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.CONTINUATION)
 
-        async def counting_send_frame(message: bytes, opcode: int, *args: Any, **kw: Any) -> Any:
+        def count(message: bytes, opcode: int) -> None:
             if opcode in data_kinds:
                 totals.messages_out += 1
                 totals.bytes_out += len(message)
-            return await send_frame(message, opcode, *args, **kw)
 
-        writer.send_frame = counting_send_frame  # type: ignore[union-attr]
+        on_frame_sent(ws, count)
 
 
 class Observer:

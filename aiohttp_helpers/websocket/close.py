@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 from aiohttp import ClientWebSocketResponse, web
 
+from .._compat import ws_transport
 from .codes import check_close_code
 
 __all__ = [
@@ -74,9 +75,7 @@ def truncate_reason(reason: str) -> str:
 
 def abort_websocket(ws: AnyWebSocket) -> None:
     """Drop the connection at once, discarding anything still buffered for the peer."""
-    # aiohttp<3.15: neither response type exposes its transport; the writer holds it.
-    writer = getattr(ws, "_writer", None)
-    transport = getattr(writer, "transport", None)
+    transport = ws_transport(ws)
     if transport is not None:
         transport.abort()
 
