@@ -2,48 +2,46 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, TypedDict, Unpack
 
-__all__ = ["non_negative", "number", "positive"]
+__all__ = ["Kind", "non_negative", "number", "positive"]
 
 #: What a ``TypeError`` shows of the value it refuses: its type, its repr, or nothing.
 Shown = Literal["type", "value", "none"]
 
 
-def number(
-    name: str,
-    value: object,
-    *,
-    integer: bool = False,
-    noun: str | None = None,
-    show: Shown = "type",
-) -> int | float:
+class Kind(TypedDict, total=False):
+    """What a value must be, and how a ``TypeError`` says so."""
+
+    #: An ``int`` (not a ``float``) is required.
+    integer: bool
+    #: What the message says the value must be ("a number" or "an int" unless given).
+    noun: str
+    #: What follows ``"{name} must be {noun}"``: ``", got {type}"`` by default.
+    show: Shown
+
+
+def number(name: str, value: object, **kind: Unpack[Kind]) -> int | float:
     """``value`` if it is a number (an ``int`` when ``integer``), never a ``bool``.
 
     Raises:
         TypeError: ``"{name} must be {noun}, got {type}"`` (``show`` says what follows
-            the comma, if anything); ``noun`` is "a number" or "an int" unless given.
+            the comma, if anything).
     """
+    integer = kind.get("integer", False)
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float)
         or (integer and not isinstance(value, int))
     ):
-        expected = noun or ("an int" if integer else "a number")
+        expected = kind.get("noun") or ("an int" if integer else "a number")
         shown = {"type": f", got {type(value).__name__}", "value": f", got {value!r}"}
-        raise TypeError(f"{name} must be {expected}{shown.get(show, '')}")
+        raise TypeError(f"{name} must be {expected}{shown.get(kind.get('show', 'type'), '')}")
     return value
 
 
 def positive(
-    name: str,
-    value: object,
-    *,
-    optional: bool = False,
-    integer: bool = False,
-    noun: str | None = None,
-    show: Shown = "type",
-    got: bool = True,
+    name: str, value: object, *, optional: bool = False, got: bool = True, **kind: Unpack[Kind]
 ) -> None:
     """Check that ``value`` is a number above zero (or ``None``, when ``optional``).
 
@@ -58,8 +56,7 @@ def positive(
         if optional:
             return
         raise ValueError(f"{name} must be set")
-    checked = number(name, value, integer=integer, noun=noun, show=show)
-    if not checked > 0:
+    if not number(name, value, **kind) > 0:
         raise ValueError(f"{name} must be positive" + (f", got {value!r}" if got else ""))
 
 
@@ -67,11 +64,9 @@ def non_negative(
     name: str,
     value: object,
     *,
-    integer: bool = False,
-    noun: str | None = None,
-    show: Shown = "type",
     rule: str = "must not be negative",
     got: bool = True,
+    **kind: Unpack[Kind],
 ) -> None:
     """Check that ``value`` is a number of zero or more (NaN is not).
 
@@ -80,6 +75,5 @@ def non_negative(
         ValueError: ``"{name} {rule}, got {value}"`` (without the value when ``got`` is
             false).
     """
-    checked = number(name, value, integer=integer, noun=noun, show=show)
-    if not checked >= 0:
+    if not number(name, value, **kind) >= 0:
         raise ValueError(f"{name} {rule}" + (f", got {value!r}" if got else ""))
