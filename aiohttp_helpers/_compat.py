@@ -41,6 +41,7 @@ __all__ = [
     "request_transport_gone",
     "run_app_handles",
     "set_expect_handler",
+    "stale_drain_cancelled",
     "websocket_mask",
     "writable_ws",
     "writer_paused",
@@ -167,6 +168,20 @@ def install_ws_parser(
         if failed:
             handler.close()
     return True
+
+
+def stale_drain_cancelled() -> bool:
+    """Whether a ``CancelledError`` just caught came from aiohttp, not from a cancellation.
+
+    aiohttp 3.14: once a drain is cancelled (a send bounded by a timeout, say), the
+    protocol keeps the cancelled waiter (``BaseProtocol._drain_waiter``), and every later
+    drain on that connection raises ``CancelledError`` at once, although nobody
+    cancelled the task: the peer is not reading. Upstream: no upstream issue found; it
+    follows from aio-libs/aiohttp#12307 (the fix of #12281), which awaits the waiter
+    without ``asyncio.shield``.
+    """
+    task = asyncio.current_task()
+    return task is not None and not task.cancelling()
 
 
 try:

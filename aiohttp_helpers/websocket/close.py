@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 from aiohttp import ClientWebSocketResponse, web
 
-from .._compat import ws_transport
+from .._compat import stale_drain_cancelled, ws_transport
 from .codes import check_close_code
 
 __all__ = [
@@ -122,14 +122,3 @@ async def close_websocket(
             return True
         raise
 
-
-def stale_drain_cancelled() -> bool:
-    """Whether a ``CancelledError`` just caught came from aiohttp, not from a cancellation.
-
-    aiohttp<3.15: once a drain is cancelled (a send bounded by a timeout, say), the
-    protocol keeps the cancelled waiter, and every later drain on that connection raises
-    ``CancelledError`` at once, although nobody cancelled the task: the peer is not
-    reading.
-    """
-    task = asyncio.current_task()
-    return task is not None and not task.cancelling()

@@ -196,3 +196,41 @@ def test_gunicorn_ssl_context(tmp_path: Path) -> None:
         assert context.protocol == ssl.PROTOCOL_TLS_SERVER
     finally:
         worker.tmp.close()
+
+
+async def test_a_cancelled_drain_poisons_the_next_one_on_a_real_connection() -> None:
+    """What ``stale_drain_cancelled`` works around: a cancelled drain's waiter stays behind."""
+    loop = asyncio.get_running_loop()
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)  # and never read: the client's writes back up
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    transport, protocol = await loop.create_connection(
+        lambda: BaseProtocol(loop), "127.0.0.1", port
+    )
+    try:
+        protocol.pause_writing()  # the peer is not reading: over the high-water mark
+        first = asyncio.ensure_future(protocol._drain_helper())
+        await asyncio.sleep(0)
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        seen: list[bool] = []
+
+        async def later_send() -> None:
+            try:
+                await protocol._drain_helper()
+            except asyncio.CancelledError:
+                seen.append(_compat.stale_drain_cancelled())
+
+        await asyncio.wait_for(later_send(), 5)
+        assert seen == [True]  # raised at once, and nobody cancelled this task
+    finally:
+        transport.abort()
+        for writer in accepted:
+            writer.close()
+        server.close()
+        await server.wait_closed()
