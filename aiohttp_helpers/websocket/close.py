@@ -121,4 +121,3 @@ async def close_websocket(
             abort_websocket(ws)
             return True
         raise
-
