@@ -13,10 +13,11 @@ import tempfile
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from aiohttp import WSMsgType, web
 
+from ._compat import on_frame_sent
 from .errors import HelpersError
 from .keys import HELPERS_KEY, PROBLEM_KEY
 from .lifecycle import AppState
@@ -30,11 +31,13 @@ if TYPE_CHECKING:
 __all__ = [
     "UNMATCHED",
     "Observer",
+    "Refusal",
     "WebSocketTotals",
     "close_code_label",
     "closed_by",
     "is_websocket_upgrade",
     "method_of",
+    "missing_extra",
     "problem_of",
     "problem_slug",
     "refusal_reason",
@@ -53,6 +56,30 @@ _TEMP_PREFIX = "aiohttp-helpers-"
 #: Close codes a client may send and that keep their own label value (RFC 6455 and IANA).
 _KNOWN_CODES = frozenset(range(1000, 1016))
 ClosedBy = Literal["server", "client", "none", "unknown"]
+
+
+class Refusal(NamedTuple):
+    """A request the package refused: with a problem document, or a WebSocket closed at once."""
+
+    #: The route template (label value).
+    route: str
+    #: The problem's slug (``file-too-large``), or why a socket was not admitted.
+    reason: str
+    #: The HTTP status of the problem, or the close code the socket was closed with.
+    code: int
+    #: Whether a problem document answered (the request counts as a refusal).
+    problem: bool
+    #: Whether it was a WebSocket upgrade (it counts as a WebSocket refusal).
+    websocket: bool
+    #: The close reason a refused socket was closed with (``""`` for a problem).
+    close_reason: str = ""
+
+
+def missing_extra(extra: str, package: str) -> ImportError:
+    """The error of ``aiohttp_helpers.<extra>`` imported without its extra installed."""
+    return ImportError(
+        f"aiohttp_helpers.{extra} needs {package}: pip install 'aiohttp-helpers[{extra}]'"
+    )
 
 
 def method_of(request: web.BaseRequest) -> str:
@@ -155,22 +182,15 @@ class WebSocketTotals:
             self.bytes_in += ws.bytes_in
 
     def _count_sends(self, ws: web.WebSocketResponse) -> None:
-        # aiohttp<3.15: every data frame (send_str, send_bytes, send_json, send_frame)
-        # goes through the response's writer, which has no counters of its own.
-        writer = getattr(ws, "_writer", None)
-        send_frame = getattr(writer, "send_frame", None)
-        if send_frame is None:  # pragma: no cover (an aiohttp without a writer's send_frame)
-            return
         totals = self
         data_kinds = (WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.CONTINUATION)
 
-        async def counting_send_frame(message: bytes, opcode: int, *args: Any, **kw: Any) -> Any:
+        def count(message: bytes, opcode: int) -> None:
             if opcode in data_kinds:
                 totals.messages_out += 1
                 totals.bytes_out += len(message)
-            return await send_frame(message, opcode, *args, **kw)
 
-        writer.send_frame = counting_send_frame  # type: ignore[union-attr]
+        on_frame_sent(ws, count)
 
 
 class Observer:
@@ -338,6 +358,30 @@ class Observer:
             value = getattr(registry, name, None)
             if isinstance(value, int) and not isinstance(value, bool):
                 yield name, value
+
+    # -- labels both exporters derive from an event ----------------------------------------
+
+    @staticmethod
+    def refusal(request: web.Request, response: web.StreamResponse) -> Refusal | None:
+        """How the package refused ``request``, if it did (``response`` is its answer)."""
+        status = response.status
+        if status >= 400:
+            problem = problem_of(request)
+            if problem is None:
+                return None
+            websocket = is_websocket_upgrade(request)
+            return Refusal(route_of(request), problem_slug(problem), status, True, websocket)
+        if status == 101 and isinstance(response, ServerWebSocket) and response.refused:
+            refused = response.refused
+            reason = refusal_reason(response)
+            return Refusal(route_of(request), reason, refused.code, False, True, refused.reason)
+        return None
+
+    @staticmethod
+    def close_labels(ws: web.WebSocketResponse, code: int) -> tuple[str, ClosedBy]:
+        """A closed socket's close code label and who closed it first."""
+        who = closed_by(ws)
+        return close_code_label(code, who), who
 
     def spooled_bytes(self) -> int:
         directories = {h.limits.tmp_dir for h in (self.helpers, *self.sub_helpers)}

@@ -9,9 +9,10 @@ import os
 import random
 import struct
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 from urllib.parse import urlsplit, urlunsplit
 
+from ._validate import positive
 from .broadcast import Deliver
 
 if TYPE_CHECKING:
@@ -56,11 +57,8 @@ def _redact(url: str) -> str:
 
 
 def _seconds(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
-    if not value > 0:
-        raise ValueError(f"{name} must be positive, got {value!r}")
-    return float(value)
+    positive(name, value, noun="a number of seconds")
+    return float(cast(float, value))
 
 
 def encode_message(origin: bytes, group: str | None, data: str | bytes) -> bytes:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
+from ._validate import non_negative, positive
 from .origins import normalise_allowed_origins
 
 if TYPE_CHECKING:
@@ -18,17 +19,6 @@ __all__ = ["UploadLimits", "WebSocketSettings"]
 
 KiB = 2**10
 MiB = 2**20
-
-
-def _positive(name: str, value: int | float | None, *, optional: bool = False) -> None:
-    if value is None:
-        if optional:
-            return
-        raise ValueError(f"{name} must be set")
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if value <= 0:
-        raise ValueError(f"{name} must be positive, got {value!r}")
 
 
 def _check_tmp_dir(path: str | os.PathLike[str]) -> None:
@@ -101,16 +91,13 @@ class UploadLimits:
             "max_depth",
             "chunk_size",
         ):
-            _positive(name, getattr(self, name))
-        _positive("max_decoded_size", self.max_decoded_size, optional=True)
-        _positive("idle_timeout", self.idle_timeout, optional=True)
-        _positive("min_rate", self.min_rate, optional=True)
-        _positive("max_fields_memory", self.max_fields_memory)
-        _positive("max_urlencoded_size", self.max_urlencoded_size)
-        if isinstance(self.spool_max_size, bool) or not isinstance(self.spool_max_size, int):
-            raise TypeError("spool_max_size must be an int")
-        if self.spool_max_size < 0:
-            raise ValueError(f"spool_max_size must not be negative, got {self.spool_max_size!r}")
+            positive(name, getattr(self, name))
+        positive("max_decoded_size", self.max_decoded_size, optional=True)
+        positive("idle_timeout", self.idle_timeout, optional=True)
+        positive("min_rate", self.min_rate, optional=True)
+        positive("max_fields_memory", self.max_fields_memory)
+        positive("max_urlencoded_size", self.max_urlencoded_size)
+        non_negative("spool_max_size", self.spool_max_size, integer=True, show="none")
         if self.chunk_size < 1024:
             raise ValueError("chunk_size must be at least 1024 bytes")
         if self.allowed_types is not None:
@@ -197,18 +184,16 @@ class WebSocketSettings:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "allowed_origins", normalise_allowed_origins(self.allowed_origins))
-        _positive("heartbeat", self.heartbeat, optional=True)
-        _positive("max_msg_size", self.max_msg_size)
-        _positive("receive_timeout", self.receive_timeout, optional=True)
-        _positive("max_connections", self.max_connections, optional=True)
-        _positive("max_connections_per_client", self.max_connections_per_client, optional=True)
-        _positive("send_timeout", self.send_timeout)
-        _positive("close_timeout", self.close_timeout)
-        backlog = self.broadcast_backlog
-        if isinstance(backlog, bool) or not isinstance(backlog, int):
-            raise TypeError(f"broadcast_backlog must be an int, got {type(backlog).__name__}")
-        if backlog < 0:
-            raise ValueError(f"broadcast_backlog must be 0 or more, got {backlog!r}")
+        positive("heartbeat", self.heartbeat, optional=True)
+        positive("max_msg_size", self.max_msg_size)
+        positive("receive_timeout", self.receive_timeout, optional=True)
+        positive("max_connections", self.max_connections, optional=True)
+        positive("max_connections_per_client", self.max_connections_per_client, optional=True)
+        positive("send_timeout", self.send_timeout)
+        positive("close_timeout", self.close_timeout)
+        non_negative(
+            "broadcast_backlog", self.broadcast_backlog, integer=True, rule="must be 0 or more"
+        )
         if self.messages not in ("any", "text", "bytes", "json"):
             raise ValueError(
                 f"messages must be 'any', 'text', 'bytes' or 'json', got {self.messages!r}"

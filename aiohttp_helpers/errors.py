@@ -1,33 +1,77 @@
-"""The package's error tree, each class carrying its HTTP status and its data.
+"""The package's HTTP error tree, each class carrying its HTTP status and its data.
 
-::
+Every exception the package raises on purpose, and where it lives::
 
-    HelpersError                       500  (base class; never raised as such)
-    ├── BadRequest                     400
-    │   └── MalformedMultipart         400  bad boundary, missing final boundary, bad headers/data
-    ├── RequestTimeout                 408
-    │   ├── UploadIdleTimeout          408  no body bytes for ``idle_timeout`` seconds
-    │   └── UploadTooSlow              408  body bytes arriving slower than ``min_rate``
-    ├── PayloadTooLarge                413
-    │   ├── BodyTooLarge               413  bytes on the wire over ``max_body_size``
-    │   ├── FileTooLarge               413  one file over ``max_file_size``
-    │   ├── FieldTooLarge              413  one text field over ``max_field_size``
-    │   ├── TooManyFiles               413  more than ``max_files`` files
-    │   ├── TooManyFields              413  more than ``max_fields`` text fields
-    │   ├── TooManyParts               413  more than ``max_parts`` parts
-    │   ├── HeadersTooLarge            413  part headers over their count or size limit
-    │   ├── PreambleTooLarge           413  preamble or epilogue over ``max_preamble_size``
-    │   ├── NestingTooDeep             413  nested multipart deeper than ``max_depth``
-    │   ├── DecodedTooLarge            413  decoded (decompressed) bytes over their limit
-    │   └── FieldsMemoryExceeded       413  text fields together over ``max_fields_memory``
-    ├── UnsupportedMediaType           415
-    │   ├── NotMultipart               415  the body is not multipart where multipart is required
-    │   ├── UnsupportedEncoding        415  unknown Content-Encoding / Content-Transfer-Encoding
-    │   └── TypeNotAllowed             415  a part's type (declared or sniffed) is not allowed
-    ├── InsufficientStorage            507  the spool directory is full (ENOSPC)
-    ├── Forbidden                      403
-    │   └── OriginNotAllowed           403  a WebSocket upgrade from an Origin not allowed
-    └── ServiceUnavailable             503  the server is stopping: retry (``Retry-After``)
+    Exception
+    ├── aiohttp.web.HTTPException
+    │   └── HelpersError                 500  base class, never raised as such
+    │       ├── BadRequest               400
+    │       │   ├── MalformedMultipart   400  bad boundary or framing, bad part headers/data
+    │       │   ├── InvalidUploadHeader  400  a resumable-upload header that does not parse  [r]
+    │       │   ├── InvalidMetadata      400  Upload-Metadata: encoding, size, key count      [r]
+    │       │   ├── UnsupportedChecksum  400  Upload-Checksum with an unknown algorithm       [r]
+    │       │   ├── InconsistentLength   400  Upload-Length / Upload-Complete disagree        [r]
+    │       │   └── UploadAlreadyComplete 400 bytes sent to an upload that is complete        [r]
+    │       ├── Forbidden                403
+    │       │   └── OriginNotAllowed     403  a WebSocket upgrade from an Origin not allowed
+    │       ├── UploadNotFound           404  no such resumable upload (or terminated)        [r]
+    │       ├── RequestTimeout           408
+    │       │   ├── UploadIdleTimeout    408  no body bytes for ``idle_timeout`` seconds
+    │       │   └── UploadTooSlow        408  body bytes arriving slower than ``min_rate``
+    │       ├── UploadConflict           409  Upload-Offset is not the upload's offset        [r]
+    │       ├── UploadGone               410  the resumable upload expired                    [r]
+    │       ├── VersionNotSupported      412  Tus-Resumable missing or not 1.0.0              [r]
+    │       ├── PayloadTooLarge          413
+    │       │   ├── BodyTooLarge         413  bytes on the wire over ``max_body_size``
+    │       │   ├── FileTooLarge         413  one file over ``max_file_size``
+    │       │   ├── FieldTooLarge        413  one text field over ``max_field_size``
+    │       │   ├── TooManyFiles         413  more than ``max_files`` files
+    │       │   ├── TooManyFields        413  more than ``max_fields`` text fields
+    │       │   ├── TooManyParts         413  more than ``max_parts`` parts
+    │       │   ├── HeadersTooLarge      413  part headers over their count or size limit
+    │       │   ├── PreambleTooLarge     413  preamble or epilogue over ``max_preamble_size``
+    │       │   ├── NestingTooDeep       413  nested multipart deeper than ``max_depth``
+    │       │   ├── DecodedTooLarge      413  decoded (decompressed) bytes over their limit
+    │       │   └── FieldsMemoryExceeded 413  text fields together over ``max_fields_memory``
+    │       ├── UnsupportedMediaType     415
+    │       │   ├── NotMultipart         415  not a multipart body where one is required
+    │       │   ├── UnsupportedEncoding  415  unknown Content-Encoding / -Transfer-Encoding
+    │       │   └── TypeNotAllowed       415  a part's type (declared or sniffed) not allowed
+    │       ├── UploadLocked             423  another request is writing to the upload        [r]
+    │       ├── TooManyUploads           429  the client has too many unfinished uploads      [r]
+    │       ├── ChecksumMismatch         460  the body does not match Upload-Checksum         [r]
+    │       ├── ServiceUnavailable       503  the server is stopping: retry (``Retry-After``)
+    │       └── InsufficientStorage      507  the spool directory is full (ENOSPC)
+    ├── RuntimeError
+    │   └── HookError                         a lifecycle hook failed                         [l]
+    │       └── HookTimeout                   a lifecycle hook ran past its timeout           [l]
+    ├── ValueError
+    │   └── HookOrderError                    ``after=`` names no hook, or hooks in a cycle   [l]
+    ├── ExceptionGroup[HookError]
+    │   └── TeardownError                     shutdown or cleanup hooks failed                [l]
+    └── WSClose                               a WebSocket handler ends with a close code     [ws]
+
+    unmarked: this module (aiohttp_helpers/errors.py)
+    [r]  aiohttp_helpers/resumable/errors.py
+    [l]  aiohttp_helpers/lifecycle/errors.py
+    [ws] aiohttp_helpers/websocket/
+
+Why three homes:
+
+- ``HelpersError`` and its subclasses are *answers to a client's bad input*: each is an
+  HTTP status and a problem document, which the package's one middleware (or aiohttp
+  itself, without it) sends. They live here; the resumable-upload protocol's own answers
+  (``[r]``) extend the same tree from its feature module, and are answered the same way.
+- The lifecycle's errors (``[l]``) are *not* HTTP answers: they tell the operator, at
+  start-up or shutdown, that a hook of the application failed, timed out or was ordered
+  wrongly; no client ever sees them. They live with the lifecycle they describe, and
+  derive from the built-in class whose meaning they share (``RuntimeError`` for a failure,
+  ``ValueError`` for a wrong ``after=``, an ``ExceptionGroup`` for several failures).
+- ``WSClose`` (``[ws]``) is not an error at all: it is control flow by which a WebSocket
+  handler ends its connection with a close code and reason, after the HTTP answer (101)
+  has long been sent. It lives with the WebSocket handler that catches it.
+
+A programmer's wrong argument is a plain ``TypeError`` / ``ValueError`` everywhere.
 
 Every error keeps what it is about as attributes (``field``, ``limit``) and renders itself
 as an RFC 9457 problem document through :meth:`HelpersError.problem`. The package's one
@@ -127,7 +171,7 @@ class HelpersError(web.HTTPException):
     async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
         """Fill in the answer (as the middleware would) and start sending it."""
         if not self.prepared:
-            from .middleware import fill_error_response
+            from .problem import fill_error_response
 
             fill_error_response(self, request, self)
         return await super().prepare(request)
@@ -202,60 +246,64 @@ class PayloadTooLarge(HelpersError):
     title = "Content Too Large"
 
 
-class BodyTooLarge(PayloadTooLarge):
+class _OverLimit(PayloadTooLarge):
+    """A configured ``limit`` crossed (in ``field``): the detail is :attr:`template` filled in."""
+
+    #: The detail, a :meth:`str.format` template of ``field`` and ``limit``.
+    template: ClassVar[str] = "over the limit of {limit}"
+
+    def __init__(self, limit: int, field: str | None = None) -> None:
+        detail = self.template.format(field=field, limit=limit)
+        super().__init__(detail, field=field, limit=limit)
+
+
+class _FieldOverLimit(_OverLimit):
+    """An :class:`_OverLimit` about one field, which its constructor takes first."""
+
+    def __init__(self, field: str | None, limit: int) -> None:
+        super().__init__(limit, field)
+
+
+class BodyTooLarge(_OverLimit):
     """The request body is larger than ``max_body_size`` bytes."""
 
     title = "Request body too large"
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"request body is larger than {limit} bytes", limit=limit)
+    template = "request body is larger than {limit} bytes"
 
 
-class FileTooLarge(PayloadTooLarge):
+class FileTooLarge(_FieldOverLimit):
     """A file is larger than ``max_file_size`` bytes."""
 
     title = "File too large"
-
-    def __init__(self, field: str | None, limit: int) -> None:
-        super().__init__(
-            f"file in field {field!r} is larger than {limit} bytes", field=field, limit=limit
-        )
+    template = "file in field {field!r} is larger than {limit} bytes"
 
 
-class FieldTooLarge(PayloadTooLarge):
+class FieldTooLarge(_FieldOverLimit):
     """A text field is larger than ``max_field_size`` bytes."""
 
     title = "Field too large"
-
-    def __init__(self, field: str | None, limit: int) -> None:
-        super().__init__(f"field {field!r} is larger than {limit} bytes", field=field, limit=limit)
+    template = "field {field!r} is larger than {limit} bytes"
 
 
-class TooManyFiles(PayloadTooLarge):
+class TooManyFiles(_OverLimit):
     """More than ``max_files`` files."""
 
     title = "Too many files"
-
-    def __init__(self, limit: int, field: str | None = None) -> None:
-        super().__init__(f"more than {limit} files in the form", field=field, limit=limit)
+    template = "more than {limit} files in the form"
 
 
-class TooManyFields(PayloadTooLarge):
+class TooManyFields(_OverLimit):
     """More than ``max_fields`` text fields."""
 
     title = "Too many fields"
-
-    def __init__(self, limit: int, field: str | None = None) -> None:
-        super().__init__(f"more than {limit} text fields in the form", field=field, limit=limit)
+    template = "more than {limit} text fields in the form"
 
 
-class TooManyParts(PayloadTooLarge):
+class TooManyParts(_OverLimit):
     """More than ``max_parts`` parts."""
 
     title = "Too many parts"
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"more than {limit} parts in the body", limit=limit)
+    template = "more than {limit} parts in the body"
 
 
 class HeadersTooLarge(PayloadTooLarge):
@@ -264,37 +312,25 @@ class HeadersTooLarge(PayloadTooLarge):
     title = "Part headers too large"
 
 
-class PreambleTooLarge(PayloadTooLarge):
+class PreambleTooLarge(_OverLimit):
     """The preamble before the first boundary, or the epilogue after the last, is too long."""
 
     title = "Preamble too large"
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"more than {limit} bytes outside the multipart boundaries", limit=limit)
+    template = "more than {limit} bytes outside the multipart boundaries"
 
 
-class NestingTooDeep(PayloadTooLarge):
+class NestingTooDeep(_OverLimit):
     """Nested multipart parts go deeper than ``max_depth``."""
 
     title = "Multipart nesting too deep"
-
-    def __init__(self, limit: int, field: str | None = None) -> None:
-        super().__init__(
-            f"multipart parts are nested deeper than {limit} levels", field=field, limit=limit
-        )
+    template = "multipart parts are nested deeper than {limit} levels"
 
 
-class DecodedTooLarge(PayloadTooLarge):
+class DecodedTooLarge(_FieldOverLimit):
     """Decoded (decompressed) data is over its limit: a compression bomb, say."""
 
     title = "Decoded data too large"
-
-    def __init__(self, field: str | None, limit: int) -> None:
-        super().__init__(
-            f"decoded data of field {field!r} is larger than {limit} bytes",
-            field=field,
-            limit=limit,
-        )
+    template = "decoded data of field {field!r} is larger than {limit} bytes"
 
 
 class _SentContentType:
@@ -311,17 +347,11 @@ class _SentContentType:
         self._sent_type = value
 
 
-class FieldsMemoryExceeded(PayloadTooLarge):
+class FieldsMemoryExceeded(_OverLimit):
     """The form's text fields together hold more than ``max_fields_memory`` decoded bytes."""
 
     title = "Form fields too large"
-
-    def __init__(self, limit: int, field: str | None = None) -> None:
-        super().__init__(
-            f"the form's text fields hold more than {limit} bytes together",
-            field=field,
-            limit=limit,
-        )
+    template = "the form's text fields hold more than {limit} bytes together"
 
 
 class UnsupportedMediaType(HelpersError):

@@ -20,9 +20,10 @@ from typing import Any
 
 from aiohttp import hdrs, web
 
+from ._compat import expect_handler, set_expect_handler
 from .config import UploadLimits
 from .errors import BodyTooLarge, HelpersError, NotMultipart
-from .middleware import error_response
+from .problem import error_response
 from .uploads.limits import ROUTE_LIMITS_ATTR
 
 __all__ = ["declared_error", "install_expect_handlers"]
@@ -105,10 +106,9 @@ def install_expect_handlers(app: web.Application) -> int:
         if not isinstance(route, web.ResourceRoute):
             continue
         resolvers = _resolvers(route.handler)
-        # aiohttp<4: the expect handler is only given to add_route(); no setter exists.
-        current = route._expect_handler
+        current = expect_handler(route)
         if not resolvers or getattr(current, _WRAPPED, False):
             continue
-        route._expect_handler = _wrap(current, resolvers)
+        set_expect_handler(route, _wrap(current, resolvers))
         wrapped += 1
     return wrapped

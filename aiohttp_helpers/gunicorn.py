@@ -44,6 +44,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.worker import GunicornWebWorker
 
+from ._compat import gunicorn_access_log_format, gunicorn_ssl_context
 from .keys import HELPERS_KEY
 from .lifecycle import Lifecycle
 
@@ -126,8 +127,7 @@ class Worker(GunicornWebWorker):
             logger=self.log,
             keepalive_timeout=cfg.keepalive,
             access_log=self.log.access_log if cfg.accesslog else None,
-            # aiohttp<3.15: the log format check and the SSL context are aiohttp's worker's own.
-            access_log_format=self._get_valid_log_format(cfg.access_log_format),
+            access_log_format=gunicorn_access_log_format(self, cfg.access_log_format),
             shutdown_timeout=cfg.graceful_timeout / 100 * 95,
         )
 
@@ -137,7 +137,7 @@ class Worker(GunicornWebWorker):
         if lifecycle is not None:
             lifecycle.handle_signals = False  # the worker handles the signals
         await runner.setup()
-        ssl_context = self._create_ssl_context(self.cfg) if self.cfg.is_ssl else None
+        ssl_context = gunicorn_ssl_context(self) if self.cfg.is_ssl else None
         for sock in self.sockets:
             await web.SockSite(runner, sock, ssl_context=ssl_context).start()
         self.booted = True

@@ -26,7 +26,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from .errors import ServiceUnavailable
-from .middleware import error_response
+from .problem import error_response
 
 if TYPE_CHECKING:
     from .lifecycle import Lifecycle

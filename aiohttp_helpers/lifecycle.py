@@ -31,8 +31,9 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, overload
 
-from aiohttp import web, web_runner
+from aiohttp import web
 
+from ._compat import run_app_handles
 from .inflight import InFlight
 from .keys import HELPERS_KEY
 from .signals import SafeSignal
@@ -184,17 +185,9 @@ def _run_app_exit(loop: asyncio.AbstractEventLoop, sig: signal.Signals) -> _Exit
     Answers None when the loop's handler for ``sig`` is not aiohttp's runner's (or when it
     cannot tell): the package then leaves the signal alone.
     """
-    # aiohttp<3.15: no public way tells whether a runner handles signals (the runner is not
-    # reachable from the app and its ``_handle_signals`` is private), and asyncio (3.11 to
-    # 3.14) keeps no public record of a loop's signal callbacks, only whether there is one
-    # (``remove_signal_handler()``'s answer, which loses it). So this reads the loop's
-    # ``_signal_handlers`` and compares with aiohttp's ``_raise_graceful_exit``; if either
-    # name goes away the answer is None and run_app's own handling is left in place. The
-    # exit itself is the public ``web.GracefulExit``, raised the way aiohttp does.
-    raise_exit: object = getattr(web_runner, "_raise_graceful_exit", None)
-    handle = getattr(loop, "_signal_handlers", {}).get(sig)
-    callback: object = getattr(handle, "_callback", None)
-    if raise_exit is None or callback is not raise_exit:
+    # How it tells is an aiohttp internal (_compat.run_app_handles). The exit itself is the
+    # public ``web.GracefulExit``, raised the way aiohttp does.
+    if not run_app_handles(loop, sig):
         return None
     return _graceful_exit, ()
 

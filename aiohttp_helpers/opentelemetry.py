@@ -21,31 +21,19 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from ._metric_names import COUNTERS
+from ._observe import UNMATCHED, Observer, method_of, missing_extra, route_of
+
 try:
     from opentelemetry import context as otel_context
     from opentelemetry import metrics, propagate, trace
     from opentelemetry.context import Context
-    from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
+    from opentelemetry.metrics import CallbackOptions, Counter, MeterProvider, Observation
     from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
 except ImportError as exc:  # pragma: no cover (the extra is installed for the tests)
-    raise ImportError(
-        "aiohttp_helpers.opentelemetry needs opentelemetry-api: "
-        "pip install 'aiohttp-helpers[opentelemetry]'"
-    ) from exc
+    raise missing_extra("opentelemetry", "opentelemetry-api") from exc
 
 from . import __version__
-from ._observe import (
-    UNMATCHED,
-    Observer,
-    close_code_label,
-    closed_by,
-    is_websocket_upgrade,
-    method_of,
-    problem_of,
-    problem_slug,
-    refusal_reason,
-    route_of,
-)
 from .keys import SPAN_KEY, TRACING_KEY
 from .lifecycle import AppState
 from .websocket.handler import ServerWebSocket
@@ -60,6 +48,17 @@ SCOPE = "aiohttp_helpers"
 #: The HTTP semantic conventions' advice for ``http.server.request.duration``.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
 _A = "aiohttp_helpers."
+#: The registry's counters that become observable counters.
+_REGISTRY = ("broadcasts", "deliveries", "slow_closes")
+#: The descriptions of the observable instruments, by name (after ``aiohttp_helpers.``).
+_OBSERVED = {
+    "websocket.connections": "WebSockets open now.",
+    "websocket.messages": "WebSocket data messages, in and out.",
+    "websocket.bytes": "Payload bytes of WebSocket data messages, in and out.",
+    **{f"websocket.{name}": f"helpers.websockets.{name}" for name in _REGISTRY},
+    "upload.spooled": "Bytes in the package's temporary upload files now.",
+    "app.state": "1 for the state the app is in, 0 for the others.",
+}
 
 
 class RequestTrace:
@@ -108,76 +107,28 @@ class OpenTelemetryObserver(Observer):
             unit="By",
             description="Size of HTTP server request bodies (as received).",
         )
-        self.refusals = meter.create_counter(
-            _A + "refusals",
-            unit="{request}",
-            description="Requests the package refused with a problem document.",
-        )
-        self.files = meter.create_counter(
-            _A + "upload.files", unit="{file}", description="Files read_form() finished reading."
-        )
-        self.file_bytes = meter.create_counter(
-            _A + "upload.bytes", unit="By", description="Bytes of the files read_form() read."
-        )
-        self.ws_opened = meter.create_counter(
-            _A + "websocket.opened", unit="{connection}", description="WebSockets admitted."
-        )
-        self.ws_closed = meter.create_counter(
-            _A + "websocket.closed",
-            unit="{connection}",
-            description="WebSockets closed, by close code and by who closed first.",
-        )
-        self.ws_refusals = meter.create_counter(
-            _A + "websocket.refusals",
-            unit="{connection}",
-            description="WebSockets refused (caps, stopping, or a problem before the upgrade).",
-        )
+        #: The package's labelled counters (:data:`~aiohttp_helpers._observe.COUNTERS`).
+        self.counters: dict[str, Counter] = {
+            key: meter.create_counter(_A + spec.otel, unit=spec.unit, description=spec.description)
+            for key, spec in COUNTERS.items()
+        }
         self.hook_duration = meter.create_histogram(
             _A + "lifecycle.hook.duration", unit="s", description="Lifecycle hook durations."
-        )
-        self.hook_failures = meter.create_counter(
-            _A + "lifecycle.hook.failures",
-            unit="{hook}",
-            description="Lifecycle hooks that failed or timed out.",
         )
         self.drain_duration = meter.create_histogram(
             _A + "lifecycle.drain.duration", unit="s", description="How long the app drained."
         )
-        meter.create_observable_gauge(
-            _A + "websocket.connections",
-            callbacks=[self._observe_connections],
-            unit="{connection}",
-            description="WebSockets open now.",
-        )
-        meter.create_observable_counter(
-            _A + "websocket.messages",
-            callbacks=[self._observe_messages],
-            unit="{message}",
-            description="WebSocket data messages, in and out.",
-        )
-        meter.create_observable_counter(
-            _A + "websocket.bytes",
-            callbacks=[self._observe_bytes],
-            unit="By",
-            description="Payload bytes of WebSocket data messages, in and out.",
-        )
-        for name in ("broadcasts", "deliveries", "slow_closes"):
-            meter.create_observable_counter(
-                f"{_A}websocket.{name}",
-                callbacks=[self._registry_callback(name)],
-                description=f"helpers.websockets.{name}",
-            )
-        meter.create_observable_gauge(
-            _A + "upload.spooled",
-            callbacks=[self._observe_spooled],
-            unit="By",
-            description="Bytes in the package's temporary upload files now.",
-        )
-        meter.create_observable_gauge(
-            _A + "app.state",
-            callbacks=[self._observe_state],
-            description="1 for the state the app is in, 0 for the others.",
-        )
+        gauge, counter = meter.create_observable_gauge, meter.create_observable_counter
+        # What is read when the meter collects (descriptions in _OBSERVED).
+        for create, name, callback, unit in [
+            (gauge, "websocket.connections", self._observe_connections, "{connection}"),
+            (counter, "websocket.messages", self._observe_messages, "{message}"),
+            (counter, "websocket.bytes", self._observe_bytes, "By"),
+            *((counter, f"websocket.{n}", self._registry_callback(n), "") for n in _REGISTRY),
+            (gauge, "upload.spooled", self._observe_spooled, "By"),
+            (gauge, "app.state", self._observe_state, ""),
+        ]:
+            create(_A + name, callbacks=[callback], unit=unit, description=_OBSERVED[name])
 
     # -- requests -----------------------------------------------------------------------
 
@@ -234,37 +185,31 @@ class OpenTelemetryObserver(Observer):
             attributes["error.type"] = str(status)
             span.set_attribute("error.type", str(status))
             span.set_status(Status(StatusCode.ERROR))
-        if status >= 400:
-            problem = problem_of(request)
-            if problem is not None:
-                slug = problem_slug(problem)
-                span.set_attribute(_A + "problem.type", slug)
-                span.add_event(
-                    _A + "refused",
-                    {_A + "problem.type": slug, "http.response.status_code": status},
-                )
-                labels = {
-                    "http.route": attributes.get("http.route", UNMATCHED),
-                    _A + "problem.type": slug,
-                    "http.response.status_code": status,
-                }
-                self.refusals.add(1, labels)
-                if is_websocket_upgrade(request):
-                    self.ws_refusals.add(1, labels)
-        elif status == 101 and isinstance(response, ServerWebSocket) and response.refused:
-            refused = response.refused
-            reason = refusal_reason(response)
-            span.set_attribute(_A + "websocket.refused", reason)
-            span.set_attribute(_A + "websocket.close_code", refused.code)
-            span.set_attribute(_A + "websocket.close_reason", refused.reason)
-            self.ws_refusals.add(
-                1,
-                {
-                    "http.route": attributes.get("http.route", UNMATCHED),
-                    _A + "websocket.refused": reason,
-                    _A + "websocket.close_code": str(refused.code),
-                },
+        refusal = self.refusal(request, response) if status >= 400 or status == 101 else None
+        if refusal is not None and refusal.problem:
+            slug = refusal.reason
+            span.set_attribute(_A + "problem.type", slug)
+            span.add_event(
+                _A + "refused", {_A + "problem.type": slug, "http.response.status_code": status}
             )
+            labels: dict[str, str | int] = {
+                "http.route": refusal.route,
+                _A + "problem.type": slug,
+                "http.response.status_code": status,
+            }
+            self.counters["refusals"].add(1, labels)
+            if refusal.websocket:
+                self.counters["ws_refusals"].add(1, labels)
+        elif refusal is not None:
+            span.set_attribute(_A + "websocket.refused", refusal.reason)
+            span.set_attribute(_A + "websocket.close_code", refusal.code)
+            span.set_attribute(_A + "websocket.close_reason", refusal.close_reason)
+            labels = {
+                "http.route": refusal.route,
+                _A + "websocket.refused": refusal.reason,
+                _A + "websocket.close_code": str(refusal.code),
+            }
+            self.counters["ws_refusals"].add(1, labels)
         self._finish(request, state, status, seconds)
 
     def on_request_error(self, request: web.Request, exc: BaseException) -> None:
@@ -304,8 +249,8 @@ class OpenTelemetryObserver(Observer):
 
     def on_upload(self, request: web.Request, uploaded: UploadedFile) -> None:
         route = route_of(request)
-        self.files.add(1, {"http.route": route})
-        self.file_bytes.add(uploaded.size, {"http.route": route})
+        self.counters["files"].add(1, {"http.route": route})
+        self.counters["file_bytes"].add(uploaded.size, {"http.route": route})
         state = request.get(SPAN_KEY)
         if state is not None:
             state.span.add_event(
@@ -319,7 +264,7 @@ class OpenTelemetryObserver(Observer):
             )
 
     def on_ws_open(self, request: web.Request, ws: web.WebSocketResponse) -> None:
-        self.ws_opened.add(1, {"http.route": route_of(request)})
+        self.counters["ws_opened"].add(1, {"http.route": route_of(request)})
         state = request.get(SPAN_KEY)
         if state is not None:
             state.span.add_event(_A + "websocket.open")
@@ -327,12 +272,12 @@ class OpenTelemetryObserver(Observer):
     def on_ws_close(
         self, request: web.Request, ws: web.WebSocketResponse, code: int, reason: str
     ) -> None:
-        who = closed_by(ws)
-        self.ws_closed.add(
+        label, who = self.close_labels(ws, code)
+        self.counters["ws_closed"].add(
             1,
             {
                 "http.route": route_of(request),
-                _A + "websocket.close_code": close_code_label(code, who),
+                _A + "websocket.close_code": label,
                 _A + "websocket.closed_by": who,
             },
         )
@@ -358,7 +303,7 @@ class OpenTelemetryObserver(Observer):
         attributes = {_A + "lifecycle.phase": phase, _A + "lifecycle.hook": name}
         self.hook_duration.record(seconds, attributes)
         if error is not None:
-            self.hook_failures.add(1, attributes)
+            self.counters["hook_failures"].add(1, attributes)
 
     def on_drained(self, seconds: float) -> None:
         self.drain_duration.record(seconds)
@@ -370,19 +315,11 @@ class OpenTelemetryObserver(Observer):
 
     def _observe_messages(self, options: CallbackOptions) -> Iterable[Observation]:
         totals = self.websocket_totals
-        messages_in, _ = totals.received()
-        return [
-            Observation(messages_in, {_A + "direction": "in"}),
-            Observation(totals.messages_out, {_A + "direction": "out"}),
-        ]
+        return _in_and_out(totals.received()[0], totals.messages_out)
 
     def _observe_bytes(self, options: CallbackOptions) -> Iterable[Observation]:
         totals = self.websocket_totals
-        _, bytes_in = totals.received()
-        return [
-            Observation(bytes_in, {_A + "direction": "in"}),
-            Observation(totals.bytes_out, {_A + "direction": "out"}),
-        ]
+        return _in_and_out(totals.received()[1], totals.bytes_out)
 
     def _registry_callback(self, name: str) -> Any:
         def observe(options: CallbackOptions) -> Iterable[Observation]:
@@ -399,6 +336,13 @@ class OpenTelemetryObserver(Observer):
             Observation(1 if each is current else 0, {_A + "app.state": each.value})
             for each in AppState
         ]
+
+
+def _in_and_out(received: int, sent: int) -> list[Observation]:
+    return [
+        Observation(received, {_A + "direction": "in"}),
+        Observation(sent, {_A + "direction": "out"}),
+    ]
 
 
 def setup_tracing(

@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from aiohttp.web_urldispatcher import AbstractRoute
 
+from ._metric_names import COUNTERS
+from ._observe import UNMATCHED, Observer, method_of, missing_extra, route_of
+
 try:
     from prometheus_client import REGISTRY, CollectorRegistry
     from prometheus_client.core import (
@@ -28,25 +31,10 @@ try:
     )
     from prometheus_client.exposition import choose_encoder
 except ImportError as exc:  # pragma: no cover (the extra is installed for the tests)
-    raise ImportError(
-        "aiohttp_helpers.prometheus needs prometheus-client: "
-        "pip install 'aiohttp-helpers[prometheus]'"
-    ) from exc
+    raise missing_extra("prometheus", "prometheus-client") from exc
 
-from ._observe import (
-    UNMATCHED,
-    Observer,
-    close_code_label,
-    closed_by,
-    is_websocket_upgrade,
-    problem_of,
-    problem_slug,
-    refusal_reason,
-    route_of,
-)
 from .keys import METRICS_KEY
 from .lifecycle import AppState
-from .websocket.handler import ServerWebSocket
 
 if TYPE_CHECKING:
     from .uploads import UploadedFile
@@ -58,9 +46,6 @@ PREFIX = "aiohttp_helpers_"
 #: Upper bounds (seconds) of the request duration histogram's buckets.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
-_METHODS = {
-    m: m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
-}
 _CLIENT_CLOSED = 499
 
 
@@ -92,12 +77,8 @@ class PrometheusMetrics(Observer):
         #: The same _Route objects, by the aiohttp route that matched (one method each).
         self._by_route: dict[AbstractRoute, _Route] = {}
         self._in_flight = 0
-        self._refusals: dict[tuple[str, ...], int] = {}
-        self._files: dict[tuple[str, ...], int] = {}
-        self._file_bytes: dict[tuple[str, ...], int] = {}
-        self._ws_opened: dict[tuple[str, ...], int] = {}
-        self._ws_closed: dict[tuple[str, ...], int] = {}
-        self._ws_refusals: dict[tuple[str, ...], int] = {}
+        #: The counts of each of COUNTERS, by its label values.
+        self._counts: dict[str, dict[tuple[str, ...], int]] = {key: {} for key in COUNTERS}
         self._hook_seconds: dict[tuple[str, str], float] = {}
         self._hook_failures: dict[tuple[str, ...], int] = {}
 
@@ -124,17 +105,14 @@ class PrometheusMetrics(Observer):
         statuses[status] = statuses.get(status, 0) + 1
         if request.body_exists:
             stats.body_bytes += request.content.total_raw_bytes
-        if status >= 400:
-            problem = problem_of(request)
-            if problem is not None:
-                label = route_of(request)
-                slug = problem_slug(problem)
-                _bump(self._refusals, (label, slug, str(status)))
-                if is_websocket_upgrade(request):
-                    _bump(self._ws_refusals, (label, slug, str(status)))
-        elif status == 101 and isinstance(response, ServerWebSocket) and response.refused:
-            reason = refusal_reason(response)
-            _bump(self._ws_refusals, (route_of(request), reason, str(response.refused.code)))
+        if status >= 400 or status == 101:
+            refusal = self.refusal(request, response)
+            if refusal is not None:
+                key = (refusal.route, refusal.reason, str(refusal.code))
+                if refusal.problem:
+                    _bump(self._counts["refusals"], key)
+                if refusal.websocket:
+                    _bump(self._counts["ws_refusals"], key)
 
     def on_request_error(self, request: web.Request, exc: BaseException) -> None:
         # No duration: the middleware does not time a request that raised.
@@ -148,7 +126,7 @@ class PrometheusMetrics(Observer):
             stats.body_bytes += request.content.total_raw_bytes
 
     def _stats_for(self, request: web.Request, route: AbstractRoute) -> _Route:
-        method = _METHODS.get(request.method, "_OTHER")
+        method = method_of(request)
         resource = route.resource
         # No route matched (404, 405): a new route object each time, one label for all.
         key = (method, UNMATCHED if resource is None else resource.canonical)
@@ -161,24 +139,24 @@ class PrometheusMetrics(Observer):
 
     def on_upload(self, request: web.Request, uploaded: UploadedFile) -> None:
         route = (route_of(request),)
-        _bump(self._files, route)
-        _bump(self._file_bytes, route, uploaded.size)
+        _bump(self._counts["files"], route)
+        _bump(self._counts["file_bytes"], route, uploaded.size)
 
     def on_ws_open(self, request: web.Request, ws: web.WebSocketResponse) -> None:
-        _bump(self._ws_opened, (route_of(request),))
+        _bump(self._counts["ws_opened"], (route_of(request),))
 
     def on_ws_close(
         self, request: web.Request, ws: web.WebSocketResponse, code: int, reason: str
     ) -> None:
-        who = closed_by(ws)
-        _bump(self._ws_closed, (route_of(request), close_code_label(code, who), who))
+        label, who = self.close_labels(ws, code)
+        _bump(self._counts["ws_closed"], (route_of(request), label, who))
 
     def on_hook_done(
         self, phase: str, name: str, seconds: float, error: BaseException | None
     ) -> None:
         self._hook_seconds[phase, name] = seconds
         if error is not None:
-            _bump(self._hook_failures, (phase, name))
+            _bump(self._counts["hook_failures"], (phase, name))
 
     # -- collection (when scraped) ------------------------------------------------------
 
@@ -192,25 +170,7 @@ class PrometheusMetrics(Observer):
     def _families(self) -> Iterator[Metric]:
         p = PREFIX
         yield from self._http_families()
-
-        yield _counter(
-            p + "refusals",
-            "Requests the package refused with a problem document, by problem type.",
-            ["route", "problem", "status"],
-            self._refusals,
-        )
-        yield _counter(
-            p + "upload_files",
-            "Files read_form() finished reading.",
-            ["route"],
-            self._files,
-        )
-        yield _counter(
-            p + "upload_file_bytes",
-            "Bytes of the files read_form() finished reading.",
-            ["route"],
-            self._file_bytes,
-        )
+        yield from self._counters("refusals", "files", "file_bytes")
         spooled = GaugeMetricFamily(
             p + "upload_spooled_bytes",
             "Bytes in the package's temporary upload files in tmp_dir now.",
@@ -221,20 +181,7 @@ class PrometheusMetrics(Observer):
         open_ws = GaugeMetricFamily(p + "websocket_connections", "WebSockets open now.")
         open_ws.add_metric([], self.open_websockets())
         yield open_ws
-        yield _counter(p + "websocket_opened", "WebSockets admitted.", ["route"], self._ws_opened)
-        yield _counter(
-            p + "websocket_closed",
-            "WebSockets closed, by close code and by who sent the first close frame.",
-            ["route", "code", "closed_by"],
-            self._ws_closed,
-        )
-        yield _counter(
-            p + "websocket_refusals",
-            "WebSockets refused: connection caps and stopping (close code), or a problem "
-            "before the upgrade (HTTP status).",
-            ["route", "reason", "code"],
-            self._ws_refusals,
-        )
+        yield from self._counters("ws_opened", "ws_closed", "ws_refusals")
         totals = self.websocket_totals
         messages_in, bytes_in = totals.received()
         messages = CounterMetricFamily(
@@ -272,18 +219,22 @@ class PrometheusMetrics(Observer):
         for (phase, name), seconds in list(self._hook_seconds.items()):
             hooks.add_metric([phase, name], seconds)
         yield hooks
-        yield _counter(
-            p + "lifecycle_hook_failures",
-            "Lifecycle hooks that failed or timed out (a startup one stops the start).",
-            ["phase", "hook"],
-            self._hook_failures,
-        )
+        yield from self._counters("hook_failures")
         drain = GaugeMetricFamily(
             p + "lifecycle_drain_seconds",
             "Seconds the app has drained (so far, while it drains), 0 before a drain.",
         )
         drain.add_metric([], self.draining_seconds() or 0.0)
         yield drain
+
+    def _counters(self, *keys: str) -> Iterator[Metric]:
+        """The families of these :data:`COUNTERS`, from their counts."""
+        for key in keys:
+            spec = COUNTERS[key]
+            family = CounterMetricFamily(PREFIX + spec.prometheus, spec.help, labels=spec.labels)
+            for labels, value in list(self._counts[key].items()):
+                family.add_metric(list(labels), value)
+            yield family
 
     def _http_families(self) -> Iterator[Metric]:
         p = PREFIX
@@ -330,15 +281,6 @@ _REGISTRY_COUNTERS = {
     "deliveries": "Messages delivered to WebSockets by broadcasts.",
     "slow_closes": "WebSockets closed for taking broadcasts too slowly.",
 }
-
-
-def _counter(
-    name: str, doc: str, labels: list[str], counts: dict[tuple[str, ...], int]
-) -> CounterMetricFamily:
-    family = CounterMetricFamily(name, doc, labels=labels)
-    for key, value in list(counts.items()):
-        family.add_metric(list(key), value)
-    return family
 
 
 def setup_metrics(

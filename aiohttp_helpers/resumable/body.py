@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import StreamReader
 from aiohttp.http_exceptions import HttpProcessingError
 
+from .._compat import connection_closed, read_buffered, request_transport_gone
 from ..errors import (
     BadRequest,
     InsufficientStorage,
@@ -185,8 +186,7 @@ async def read_into(
         await _salvage(content, appender, room)
         raise
     except RuntimeError as exc:
-        # aiohttp<3.15: a read after the connection was lost says so with a RuntimeError.
-        if str(exc) == "Connection closed.":
+        if connection_closed(exc):  # a read after the connection was lost
             await _salvage(content, appender, room)
             raise ConnectionResetError("the connection was lost") from None
         raise
@@ -201,20 +201,15 @@ async def read_into(
 async def _salvage(content: StreamReader, appender: Appender, room: int) -> None:
     """Keep the bytes that arrived before the connection was lost, as resuming expects.
 
-    aiohttp<3.15: once the connection is lost every read raises at once, even while
-    bytes that arrived before are still buffered; only the private ``_read_nowait``
-    hands them over. Where it is missing those bytes are lost and the client resends
-    them from the stored offset, as the protocol allows.
+    Once the connection is lost every read raises at once, even while bytes that arrived
+    before are still buffered (see ``_compat.read_buffered``). Where aiohttp cannot hand
+    them over they are lost and the client resends them from the stored offset, as the
+    protocol allows.
     """
-    read = getattr(content, "_read_nowait", None)
-    if read is None:  # pragma: no cover - a future aiohttp
-        return
-    data: bytes = read(-1)
+    data = read_buffered(content)
     if data and appender.written + len(data) <= room:
         await appender.write(data)
 
 
 def _lost(content: StreamReader) -> bool:
-    protocol: Any = getattr(content, "_protocol", None)
-    transport = getattr(protocol, "transport", None)
-    return transport is None or transport.is_closing()
+    return request_transport_gone(content)

@@ -27,8 +27,8 @@ from ..errors import (
     UnsupportedMediaType,
 )
 from ..keys import HELPERS_KEY
-from ..middleware import error_response
 from ..plugin import Helpers
+from ..problem import error_response
 from ..scope import request_scope
 from ..uploads.filenames import safe_filename
 from ..uploads.files import UploadedFile

@@ -11,6 +11,7 @@ from aiohttp import hdrs
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.streams import StreamReader
 
+from .._compat import connection_closed
 from ..config import UploadLimits
 from ..errors import (
     BadRequest,
@@ -215,8 +216,7 @@ class BodySource(Source):
             content.set_exception(TimeoutError("the request body stalled"))
             raise
         except RuntimeError as exc:
-            # aiohttp<3.15: a read after the connection was lost says so with a RuntimeError.
-            if str(exc) == "Connection closed.":
+            if connection_closed(exc):  # a read after the connection was lost
                 raise ConnectionResetError("the connection was lost") from None
             raise
         except HttpProcessingError:

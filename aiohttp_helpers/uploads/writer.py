@@ -11,6 +11,8 @@ from aiohttp.abc import AbstractStreamWriter
 from aiohttp.multipart import MultipartPayloadWriter
 from multidict import CIMultiDict
 
+from .._compat import bytes_payload_value, part_headers
+
 __all__ = ["MultipartResponse"]
 
 # RFC 2046 section 5.1.1: 1 to 70 of these characters, the last one not a space.
@@ -36,7 +38,7 @@ def _check_part(part: payload.Payload, delimiter: bytes) -> None:
         if not key or any(c in key for c in "\r\n\x00: ") or any(c in value for c in "\r\n\x00"):
             raise ValueError(f"part header {key!r:.60}: {value!r:.60} is not a valid header line")
     if isinstance(part, payload.BytesPayload) and not _encoded(part):
-        data: bytes = part._value  # aiohttp<4: the bytes are kept here, nowhere public
+        data = bytes_payload_value(part)
         # The part's bytes follow the CRLF that ends its headers.
         if data[: len(delimiter) - 2] == delimiter[2:] or data.find(delimiter) >= 0:
             raise ValueError(
@@ -198,7 +200,7 @@ class MultipartResponse(web.StreamResponse):
         """Write ``parts`` as ``MultipartWriter.write()`` does, each body behind a guard."""
         delimiter = self._delimiter
         for part, encoding, te_encoding in parts:
-            head = part._binary_headers  # checked by _check_part: this cannot fail now
+            head = part_headers(part)  # checked by _check_part: this cannot fail now
             await out.write(delimiter[2:] + b"\r\n" + head)
             guard = cast(AbstractStreamWriter, _DelimiterGuard(out, delimiter))
             if encoding or te_encoding:

@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 from aiohttp import ClientWebSocketResponse, web
 
+from .._compat import stale_drain_cancelled, ws_transport
 from .codes import check_close_code
 
 __all__ = [
@@ -74,9 +75,7 @@ def truncate_reason(reason: str) -> str:
 
 def abort_websocket(ws: AnyWebSocket) -> None:
     """Drop the connection at once, discarding anything still buffered for the peer."""
-    # aiohttp<3.15: neither response type exposes its transport; the writer holds it.
-    writer = getattr(ws, "_writer", None)
-    transport = getattr(writer, "transport", None)
+    transport = ws_transport(ws)
     if transport is not None:
         transport.abort()
 
@@ -122,15 +121,3 @@ async def close_websocket(
             abort_websocket(ws)
             return True
         raise
-
-
-def stale_drain_cancelled() -> bool:
-    """Whether a ``CancelledError`` just caught came from aiohttp, not from a cancellation.
-
-    aiohttp<3.15: once a drain is cancelled (a send bounded by a timeout, say), the
-    protocol keeps the cancelled waiter, and every later drain on that connection raises
-    ``CancelledError`` at once, although nobody cancelled the task: the peer is not
-    reading.
-    """
-    task = asyncio.current_task()
-    return task is not None and not task.cancelling()

@@ -31,17 +31,7 @@ from typing import Any, Final
 
 from aiohttp import WebSocketError, WSCloseCode
 
-try:
-    # aiohttp<3.15: the C masking function aiohttp's reader and writer use; not exported.
-    from aiohttp._websocket.helpers import websocket_mask
-except ImportError:  # pragma: no cover (another aiohttp)
-
-    def websocket_mask(mask: bytes, data: bytearray) -> None:
-        """XOR ``data`` in place with the 4-byte ``mask`` repeated."""
-        n = len(data)
-        key = int.from_bytes((mask * (n // 4 + 1))[:n], "little")
-        data[:] = (int.from_bytes(data, "little") ^ key).to_bytes(n, "little")
-
+from .._compat import websocket_mask
 
 __all__ = ["StrictFrames"]
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from aiohttp import WSCloseCode, WSMessage, WSMsgType, hdrs, web
 
+from .._compat import install_ws_parser, ws_closing, ws_transport
 from ..config import WebSocketSettings
 from ..errors import OriginNotAllowed
 from ..keys import HELPERS_KEY, WS_SETTINGS_KEY
@@ -105,29 +106,11 @@ class ServerWebSocket(web.WebSocketResponse):
         if not self.strict_frames:
             super()._post_start(request, protocol, writer)
             return
-        # aiohttp<3.15: aiohttp's reader becomes the connection's payload parser here and is
-        # fed the bytes that came with the upgrade request. StrictFrames is put in its
-        # place, and those bytes go through it, so every client byte is checked first.
-        handler = request.protocol
-        tail: bytes = getattr(handler, "_message_tail", b"")
-        if tail:
-            handler._message_tail = b""
-        super()._post_start(request, protocol, writer)
-        reader, queue = self._parser, self._reader
-        if (
-            reader is None or queue is None or handler._payload_parser is not reader
-        ):  # pragma: no cover (another aiohttp)
-            # Not the aiohttp this was written for: keep its reader as it is.
+        # StrictFrames takes the place of aiohttp's reader, so every client byte is checked.
+        start = functools.partial(super()._post_start, request, protocol, writer)
+        if not install_ws_parser(self, request, start, _strict_frames):  # pragma: no cover
+            # Not the aiohttp this was written for: its reader stays as it is.
             log.warning("strict WebSocket frame checks are off: unknown aiohttp reader")
-            if tail:
-                handler.data_received(tail)
-            return
-        strict = StrictFrames(reader, queue, check_text=self._decode_text)
-        handler._payload_parser = strict
-        if tail:
-            failed, _ = strict.feed_data(tail)
-            if failed:
-                handler.close()
 
     @property
     def close_code(self) -> int | None:
@@ -169,14 +152,14 @@ class ServerWebSocket(web.WebSocketResponse):
         Raises:
             ValueError: ``code`` may not be sent.
         """
-        if self._writer is None or self._closed:
+        if ws_transport(self) is None or self.closed:
             return await super().close(code=code, message=b"", drain=drain)
-        # aiohttp<3.15: a close frame from the peer sets _closing and _close_code before
-        # aiohttp calls close() to answer it; anything else is our own close.
+        # A close frame from the peer sets the closing state and close_code before aiohttp
+        # calls close() to answer it (see _compat.ws_closing); anything else is our own.
         peer = super().close_code
         # A lost connection also sets _closing, with 1006 and the exception recorded.
-        lost = peer == WSCloseCode.ABNORMAL_CLOSURE and self._exception is not None
-        if self._closing and peer is not None and not lost:
+        lost = peer == WSCloseCode.ABNORMAL_CLOSURE and self.exception() is not None
+        if ws_closing(self) and peer is not None and not lost:
             if peer == 0:
                 # An empty close frame: "no status received"; answer with a plain 1000.
                 self._record_received(CloseFrame(1005, ""))
@@ -193,8 +176,8 @@ class ServerWebSocket(web.WebSocketResponse):
             payload = encode_reason(message)
             if not payload and code in _PROTOCOL_REASONS:
                 payload = _PROTOCOL_REASONS[code].encode()
-            transport = self._writer.transport
-            if not transport.is_closing():
+            transport = ws_transport(self)
+            if transport is not None and not transport.is_closing():
                 self._record_sent(CloseFrame(code, payload.decode("utf-8")))
         return await super().close(code=code, message=payload, drain=drain)
 
@@ -471,6 +454,10 @@ def _check_origin(request: web.Request, settings: WebSocketSettings) -> None:
         # An HTTPException too: the package's middleware answers it, or aiohttp itself
         # on an app without setup(), with the same problem document.
         raise
+
+
+def _strict_frames(reader: Any, queue: Any, decode_text: bool) -> StrictFrames:
+    return StrictFrames(reader, queue, check_text=decode_text)
 
 
 def _transport_closing(request: web.Request) -> bool:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from .._compat import writable_ws, writer_paused
 from ..broadcast import BroadcastBackend, InMemoryBroadcast
 from ..config import WebSocketSettings
 from ..lifecycle import AppState
@@ -20,8 +21,7 @@ from .close import TOO_SLOW, CloseFrame, close_websocket, encode_reason
 from .codes import check_close_code
 
 if TYPE_CHECKING:
-    from aiohttp._websocket.writer import WebSocketWriter
-
+    from .._compat import WebSocketWriter
     from ..lifecycle import Lifecycle
 
 __all__ = ["WebSocketRegistry"]
@@ -289,17 +289,13 @@ class WebSocketRegistry:
         for ws in targets:
             if ws is None:  # pragma: no cover (a collected socket leaves the dict at once)
                 continue
-            # aiohttp<3.15: no public way to write a prepared frame; the writer holds the
-            # transport and protocol, and its state says whether a frame may still go out.
-            writer = ws._writer
-            if writer is None or ws._closed or writer._closing:
+            writer = writable_ws(ws)
+            if writer is None:
                 continue
             transport = writer.transport
-            if transport.is_closing():
-                continue
             frame = frames.for_writer(writer) if writer.compress else plain
             try:
-                if not writer.protocol._paused:
+                if not writer_paused(writer):
                     transport.write(frame)
                     delivered += 1
                     if any_behind:
