@@ -11,24 +11,40 @@ from .errors import HelpersError
 
 if TYPE_CHECKING:
     from ._observe import Observer
+    from .lifecycle import Lifecycle
     from .opentelemetry import RequestTrace
     from .plugin import Helpers
     from .scope import RequestScope
+    from .signals import RequestSignals
+    from .streams import StreamRegistry
+    from .websocket.registry import WebSocketRegistry
 
 __all__ = [
     "HELPERS_KEY",
+    "LIFECYCLE_KEY",
     "METRICS_KEY",
     "PROBLEM_KEY",
     "REQUEST_SCOPE_KEY",
     "ROUTE_LIMITS_KEY",
+    "SIGNALS_KEY",
     "SPAN_KEY",
+    "STREAMS_KEY",
     "TRACING_KEY",
     "UPLOAD_LIMITS_KEY",
+    "WEBSOCKETS_KEY",
     "WS_SETTINGS_KEY",
 ]
 
 #: The :class:`~aiohttp_helpers.Helpers` handle of an app that went through ``setup()``.
 HELPERS_KEY: web.AppKey[Helpers] = web.AppKey("aiohttp_helpers.helpers")
+#: The :class:`~aiohttp_helpers.Lifecycle` of an app that went through ``setup()``.
+LIFECYCLE_KEY: web.AppKey[Lifecycle] = web.AppKey("aiohttp_helpers.lifecycle")
+#: The :class:`~aiohttp_helpers.RequestSignals` of an app that went through ``setup()``.
+SIGNALS_KEY: web.AppKey[RequestSignals] = web.AppKey("aiohttp_helpers.signals")
+#: The :class:`~aiohttp_helpers.WebSocketRegistry` of an app that went through ``setup()``.
+WEBSOCKETS_KEY: web.AppKey[WebSocketRegistry] = web.AppKey("aiohttp_helpers.websockets")
+#: The :class:`~aiohttp_helpers.StreamRegistry` of an app that went through ``setup()``.
+STREAMS_KEY: web.AppKey[StreamRegistry] = web.AppKey("aiohttp_helpers.streams")
 #: Upload limits of an app; sub-apps inherit them through ``request.config_dict``.
 UPLOAD_LIMITS_KEY = web.AppKey("aiohttp_helpers.upload_limits", UploadLimits)
 #: WebSocket settings of an app; sub-apps inherit them through ``request.config_dict``.

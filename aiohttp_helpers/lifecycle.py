@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import functools
 import heapq
 import inspect
@@ -36,6 +35,7 @@ from aiohttp import web
 from ._compat import run_app_handles
 from .inflight import InFlight
 from .keys import HELPERS_KEY
+from .serving import AppState
 from .signals import SafeSignal
 
 __all__ = [
@@ -67,16 +67,6 @@ _Phase = Literal["startup", "shutdown", "cleanup"]
 _SHUTDOWN_KINDS: frozenset[_Kind] = frozenset({"shutdown"})
 _CLEANUP_KINDS: frozenset[_Kind] = frozenset({"cleanup", "context"})
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-class AppState(enum.Enum):
-    """Where an application is in its life."""
-
-    STARTING = "starting"
-    READY = "ready"
-    DRAINING = "draining"
-    STOPPING = "stopping"
-    STOPPED = "stopped"
 
 
 class HookError(RuntimeError):

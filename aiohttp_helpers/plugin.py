@@ -10,7 +10,15 @@ from .config import UploadLimits, WebSocketSettings
 from .expect import install_expect_handlers
 from .health import add_health_routes
 from .inflight import make_in_flight, make_prepare_receiver
-from .keys import HELPERS_KEY, UPLOAD_LIMITS_KEY, WS_SETTINGS_KEY
+from .keys import (
+    HELPERS_KEY,
+    LIFECYCLE_KEY,
+    SIGNALS_KEY,
+    STREAMS_KEY,
+    UPLOAD_LIMITS_KEY,
+    WEBSOCKETS_KEY,
+    WS_SETTINGS_KEY,
+)
 from .lifecycle import AppState, Lifecycle
 from .middleware import make_middleware
 from .signals import RequestSignals
@@ -122,6 +130,11 @@ def setup(
         drain_timeout=float(drain_timeout),
     )
     app[HELPERS_KEY] = helpers
+    # Each feature finds its own part through its own key, never through Helpers.
+    app[LIFECYCLE_KEY] = helpers.lifecycle
+    app[SIGNALS_KEY] = signals
+    app[WEBSOCKETS_KEY] = helpers.websockets
+    app[STREAMS_KEY] = helpers.streams
     # One middleware: errors answered, request signals, and inside them the requests in
     # flight, which stopping waits for (and ends at drain_timeout), Connection: close while
     # not ready, 503 + Retry-After answers.

@@ -27,7 +27,7 @@ from aiohttp import web
 
 from .errors import ServiceUnavailable
 from .keys import HELPERS_KEY
-from .lifecycle import AppState
+from .serving import REFUSING_STATES
 
 if TYPE_CHECKING:
     from .lifecycle import Lifecycle
@@ -39,8 +39,6 @@ log = logging.getLogger("aiohttp_helpers.streams")
 R = TypeVar("R", bound=web.StreamResponse)
 StreamHandler = Callable[[web.Request, R], Awaitable[None]]
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-_REFUSING_STATES = frozenset({AppState.DRAINING, AppState.STOPPING, AppState.STOPPED})
 
 
 class _Stream:
@@ -90,7 +88,7 @@ class StreamRegistry:
         if self._closing.is_set():
             return False
         lifecycle = self.lifecycle
-        return lifecycle is None or lifecycle.state not in _REFUSING_STATES
+        return lifecycle is None or lifecycle.state not in REFUSING_STATES
 
     def check(self) -> None:
         """Raise :class:`ServiceUnavailable` (503, ``Retry-After``) unless :attr:`accepting`."""

@@ -16,7 +16,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from .._compat import writable_ws, writer_paused
 from ..broadcast import BroadcastBackend, InMemoryBroadcast
 from ..config import WebSocketSettings
-from ..lifecycle import AppState
+from ..serving import REFUSING_STATES
 from .close import TOO_SLOW, CloseFrame, close_websocket, encode_reason
 from .codes import check_close_code
 
@@ -31,7 +31,6 @@ log = logging.getLogger("aiohttp_helpers.websocket")
 WebSocket = web.WebSocketResponse[Any]
 
 #: App states in which no new WebSocket is accepted.
-_REFUSING_STATES = frozenset({AppState.DRAINING, AppState.STOPPING, AppState.STOPPED})
 
 SHUTDOWN = CloseFrame(WSCloseCode.GOING_AWAY, "server shutting down")
 RESTART = CloseFrame(WSCloseCode.SERVICE_RESTART, "server restarting")
@@ -191,7 +190,7 @@ class WebSocketRegistry:
     def refusal(self) -> CloseFrame | None:
         """The close frame new sockets get now, or ``None`` while they are welcome."""
         lifecycle = self.lifecycle
-        if self._shutting_down or (lifecycle is not None and lifecycle.state in _REFUSING_STATES):
+        if self._shutting_down or (lifecycle is not None and lifecycle.state in REFUSING_STATES):
             return self.shutdown_frame
         return None
 
