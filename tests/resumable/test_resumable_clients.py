@@ -22,7 +22,7 @@ from tusclient.exceptions import TusCommunicationError, TusUploadFailed
 from tusclient.storage.filestorage import FileStorage
 
 from tests.support.apps import Serve
-from tests.support.net import free_port
+from tests.support.net import free_port, wait_ok
 from tests.support.paths import ROOT, SUPPORT
 from tests.support.resumable_app import create_app
 from tests.support.resumable_proxy import CuttingProxy
@@ -142,15 +142,7 @@ async def _server(
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        async with aiohttp.ClientSession() as session:
-            for _ in range(200):
-                with contextlib.suppress(aiohttp.ClientConnectionError):
-                    async with session.get(base + "/") as resp:
-                        if resp.status == 200:
-                            break
-                await asyncio.sleep(0.05)
-            else:
-                raise AssertionError("the server did not start")
+        await wait_ok(base + "/", 10.0, what="the server starting")
         yield base, proc
     finally:
         if proc.returncode is None:
@@ -295,15 +287,7 @@ async def _gunicorn(partial: Path, saved: Path) -> AsyncIterator[str]:
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        async with aiohttp.ClientSession() as session:
-            for _ in range(400):
-                with contextlib.suppress(aiohttp.ClientConnectionError):
-                    async with session.get(base + "/") as resp:
-                        if resp.status == 200:
-                            break
-                await asyncio.sleep(0.05)
-            else:
-                raise AssertionError("gunicorn did not start")
+        await wait_ok(base + "/", 20.0, what="gunicorn starting")
         yield base
     finally:
         with contextlib.suppress(ProcessLookupError):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from typing import Any
 
 import aiohttp
@@ -14,6 +13,7 @@ from yarl import URL
 import aiohttp_helpers as ah
 from aiohttp_helpers.websocket import Retry
 from tests.support.apps import Serve
+from tests.support.net import free_port
 
 ABORT = -1  # scripted "close": drop the connection without a close frame
 
@@ -201,9 +201,7 @@ async def test_stable_connection_resets_the_backoff(serve: Serve) -> None:
 
 
 async def test_connection_refused_backs_off_then_gives_up() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     sleeps: list[float] = []
     conn, greetings = await run(f"http://127.0.0.1:{port}/", policy(sleeps, max_attempts=4))
     assert greetings == []
@@ -214,9 +212,7 @@ async def test_connection_refused_backs_off_then_gives_up() -> None:
 
 
 async def test_failed_connections_rotate_through_the_addresses(serve: Serve) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{sock.getsockname()[1]}/"
+    dead = f"http://127.0.0.1:{free_port()}/"
     app, _ = scripted_app([1000])
     sleeps: list[float] = []
     conn, greetings = await run([dead, await serve(app)], policy(sleeps))
