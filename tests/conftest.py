@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
+import aiohttp
 import pytest
 from aiohttp import web
 from playwright.async_api import Browser
@@ -31,6 +32,13 @@ async def serve() -> AsyncIterator[Serve]:
     """
     async with serving() as start:
         yield start
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    """An ``aiohttp.ClientSession`` closed when the test ends."""
+    async with aiohttp.ClientSession() as client_session:
+        yield client_session
 
 
 @pytest.fixture

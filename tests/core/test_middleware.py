@@ -14,7 +14,7 @@ import aiohttp_helpers as ah
 from aiohttp_helpers import errors
 from aiohttp_helpers.keys import REQUEST_SCOPE_KEY
 from aiohttp_helpers.scope import request_scope
-from tests.support.apps import Serve
+from tests.support.apps import Serve, helped_app
 
 ERRORS: list[tuple[str, errors.HelpersError]] = [
     ("body", errors.BodyTooLarge(100)),
@@ -257,8 +257,7 @@ async def test_connection_error_with_live_client_is_an_error(
     async def on_error(request: web.Request, exc: BaseException) -> None:
         errors_seen.append(exc)
 
-    app = web.Application()
-    helpers = ah.setup(app)
+    app, helpers = helped_app()
     helpers.signals.on_request_error.append(on_error)
     app.router.add_get("/", handler)
     client = await aiohttp_client(app)

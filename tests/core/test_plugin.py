@@ -10,9 +10,9 @@ import aiohttp_helpers as ah
 from aiohttp_helpers.keys import UPLOAD_LIMITS_KEY
 
 
-def test_setup_returns_handle_reachable_through_get_helpers() -> None:
-    app = web.Application()
-    helpers = ah.setup(app)
+def test_setup_returns_handle_reachable_through_get_helpers(
+    app: web.Application, helpers: ah.Helpers
+) -> None:
     assert ah.get_helpers(app) is helpers
     assert helpers.app is app
     assert helpers.limits == ah.UploadLimits()
@@ -20,9 +20,7 @@ def test_setup_returns_handle_reachable_through_get_helpers() -> None:
     assert len(app.middlewares) == 1  # one middleware: errors, signals, requests in flight
 
 
-def test_setup_twice_is_refused() -> None:
-    app = web.Application()
-    ah.setup(app)
+def test_setup_twice_is_refused(app: web.Application) -> None:
     with pytest.raises(RuntimeError, match=r"already ran on this application.*configure"):
         ah.setup(app)
     assert len(app.middlewares) == 1  # one middleware: errors, signals, requests in flight
@@ -82,9 +80,7 @@ def test_configure_validates() -> None:
         ah.configure(app, websockets="x")  # type: ignore[arg-type]
 
 
-def test_configure_updates_the_handle() -> None:
-    app = web.Application()
-    helpers = ah.setup(app)
+def test_configure_updates_the_handle(app: web.Application, helpers: ah.Helpers) -> None:
     limits = ah.UploadLimits(max_files=3)
     ws = ah.WebSocketSettings(heartbeat=None)
     ah.configure(app, limits=limits, websockets=ws)

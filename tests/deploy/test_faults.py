@@ -30,7 +30,7 @@ from yarl import URL
 
 import aiohttp_helpers as ah
 from aiohttp_helpers.testing import FormPart, multipart_body
-from tests.support.apps import Serve
+from tests.support.apps import Serve, helped_app
 from tests.support.net import free_port, until
 from tests.support.uploads import listing, open_fds, open_files
 
@@ -396,8 +396,7 @@ async def test_server_shutdown_during_websocket_traffic(
     caplog.set_level(logging.DEBUG)
     fds = open_fds()
     tasks = other_tasks(set())
-    app = web.Application()
-    helpers = ah.setup(app)
+    app, helpers = helped_app()
     helpers.lifecycle.restarting = restarting
     app.router.add_get("/ws", echo)
     runner = web.AppRunner(app, shutdown_timeout=10)

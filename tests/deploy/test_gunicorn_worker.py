@@ -12,7 +12,7 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import aiohttp
@@ -90,12 +90,6 @@ async def close_code(ws: aiohttp.ClientWebSocketResponse) -> int:
     msg = await ws.receive(timeout=10)
     assert msg.type is aiohttp.WSMsgType.CLOSE, msg
     return int(msg.data)
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def test_sigterm_drains_finishes_requests_then_closes_with_1001(

@@ -52,12 +52,6 @@ async def redis_client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redi
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-@pytest.fixture
 async def clients(session: aiohttp.ClientSession) -> AsyncIterator[Clients]:
     async with AsyncExitStack() as stack:
         yield Clients(stack, session)

@@ -11,7 +11,7 @@ from aiohttp import web
 from yarl import URL
 
 import aiohttp_helpers as ah
-from tests.support.apps import Serve
+from tests.support.apps import Serve, helped_app
 
 
 async def fetch(url: URL, method: str = "GET") -> tuple[int, str, str | None]:
@@ -30,8 +30,7 @@ async def test_ready_and_live_while_ready(serve: Serve, prefix: str) -> None:
 
 
 async def test_draining_is_not_ready_but_alive(serve: Serve) -> None:
-    app = web.Application()
-    helpers = ah.setup(app, health="/health")
+    app, helpers = helped_app(health="/health")
     url = await serve(app)
     draining = asyncio.create_task(helpers.lifecycle.drain(delay=5))
     await asyncio.sleep(0)
@@ -41,9 +40,7 @@ async def test_draining_is_not_ready_but_alive(serve: Serve) -> None:
     await asyncio.wait([draining])
 
 
-async def test_no_health_routes_unless_asked(serve: Serve) -> None:
-    app = web.Application()
-    ah.setup(app)
+async def test_no_health_routes_unless_asked(serve: Serve, app: web.Application) -> None:
     url = await serve(app)
     assert (await fetch(url / "health/ready"))[0] == 404
 
@@ -64,8 +61,7 @@ async def test_sub_app_readiness_follows_the_whole_app(serve: Serve) -> None:
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 async def test_curl_probe_fails_once_draining(serve: Serve) -> None:
-    app = web.Application()
-    helpers = ah.setup(app, health="/health")
+    app, helpers = helped_app(health="/health")
     url = await serve(app)
 
     async def probe() -> tuple[int, str]:

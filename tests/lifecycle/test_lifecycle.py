@@ -15,7 +15,7 @@ import pytest
 from aiohttp import WSCloseCode, WSMsgType, web
 
 import aiohttp_helpers as ah
-from tests.support.apps import Serve
+from tests.support.apps import Serve, helped_app
 
 Events = list[str]
 
@@ -543,8 +543,7 @@ async def test_cancelled_cleanup_still_runs_every_hook_then_says_so() -> None:
 
 
 async def test_state_changes_are_signalled() -> None:
-    app = web.Application()
-    helpers = ah.setup(app, drain_delay=0.0)
+    app, helpers = helped_app(drain_delay=0.0)
     changes: list[tuple[ah.AppState, ah.AppState]] = []
 
     async def on_change(old: ah.AppState, new: ah.AppState) -> None:
@@ -569,8 +568,7 @@ async def test_state_changes_are_signalled() -> None:
 
 
 async def test_runner_cleanup_drains_before_shutdown_hooks() -> None:
-    app = web.Application()
-    helpers = ah.setup(app, drain_delay=0.3)
+    app, helpers = helped_app(drain_delay=0.3)
     seen: list[tuple[str, float]] = []
 
     async def on_change(old: ah.AppState, new: ah.AppState) -> None:
@@ -590,8 +588,7 @@ async def test_runner_cleanup_drains_before_shutdown_hooks() -> None:
 
 
 async def test_drain_while_serving(serve: Serve) -> None:
-    app = web.Application()
-    helpers = ah.setup(app, health="/health", drain_delay=5.0)
+    app, helpers = helped_app(health="/health", drain_delay=5.0)
 
     async def hello(request: web.Request) -> web.Response:
         return web.Response(text="hello")
@@ -644,9 +641,7 @@ async def test_sub_app_drain_drains_the_whole_tree() -> None:
     await runner.cleanup()
 
 
-async def test_an_app_runs_once() -> None:
-    app = web.Application()
-    ah.setup(app)
+async def test_an_app_runs_once(app: web.Application) -> None:
     runner = await start(app)
     await runner.cleanup()
     with pytest.raises(RuntimeError, match="already run and stopped"):
@@ -666,8 +661,7 @@ async def test_an_app_runs_once() -> None:
 async def test_websockets_close_between_drain_and_shutdown_hooks(
     restarting: bool, code: int
 ) -> None:
-    app = web.Application()
-    helpers = ah.setup(app, drain_delay=0.2)
+    app, helpers = helped_app(drain_delay=0.2)
     events: Events = []
 
     async def ws_handler(request: web.Request) -> web.WebSocketResponse:
@@ -715,8 +709,7 @@ async def test_a_failing_websocket_registry_is_reported_with_the_rest() -> None:
             raise RuntimeError("registry broke")
 
     events: Events = []
-    app = web.Application()
-    helpers = ah.setup(app)
+    app, helpers = helped_app()
     helpers.lifecycle.on_shutdown(recorder(events, "hook"), name="hook")
     runner = await start(app)
     helpers.websockets = BrokenRegistry()  # type: ignore[assignment]
@@ -877,8 +870,7 @@ async def test_forced_signal_handling_off_the_main_thread_is_logged(
 ) -> None:
     def scenario() -> ah.AppState:
         async def main() -> ah.AppState:
-            app = web.Application()
-            helpers = ah.setup(app)
+            app, helpers = helped_app()
             helpers.lifecycle.handle_signals = True
             runner = await start(app)
             ready = state(helpers)

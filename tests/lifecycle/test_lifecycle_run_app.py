@@ -24,6 +24,7 @@ import pytest
 from aiohttp import web
 
 import aiohttp_helpers as ah
+from tests.support.apps import helped_app
 from tests.support.net import until_blocking
 
 Events = list[tuple[str, float]]
@@ -92,8 +93,7 @@ def bound_socket() -> tuple[socket.socket, int]:
 
 
 def make_app(events: Events, drain_delay: float) -> tuple[web.Application, ah.Helpers]:
-    app = web.Application()
-    helpers = ah.setup(app, health="/health", drain_delay=drain_delay)
+    app, helpers = helped_app(health="/health", drain_delay=drain_delay)
 
     async def hello(request: web.Request) -> web.Response:
         return web.Response(text="hello")

@@ -16,7 +16,7 @@ from yarl import URL
 
 import aiohttp_helpers as ah
 from aiohttp_helpers.signals import SafeSignal
-from tests.support.apps import Serve
+from tests.support.apps import Serve, helped_app
 
 # -- SafeSignal ----------------------------------------------------------------------------
 
@@ -75,9 +75,9 @@ async def test_send_needs_freeze() -> None:
         await signal.send()
 
 
-async def test_request_signals_freeze_with_the_app(aiohttp_client: AiohttpClient) -> None:
-    app = web.Application()
-    helpers = ah.setup(app)
+async def test_request_signals_freeze_with_the_app(
+    aiohttp_client: AiohttpClient, app: web.Application, helpers: ah.Helpers
+) -> None:
     signals = helpers.signals
     assert [signals.frozen, signals.on_request_end.frozen] == [False, False]
     await aiohttp_client(app)
@@ -115,8 +115,7 @@ class Seen:
 
 
 def make_app(seen: Seen, *, strict: bool = False) -> tuple[web.Application, ah.Helpers]:
-    app = web.Application()
-    helpers = ah.setup(app, strict_signals=strict)
+    app, helpers = helped_app(strict_signals=strict)
 
     async def on_start(request: web.Request) -> None:
         seen.calls.append(("start", (request,)))
@@ -304,10 +303,7 @@ async def test_strict_mode_surfaces_a_failing_receiver(serve: Serve) -> None:
     assert seen.kinds() == ["start"]  # the other receiver still ran; the handler did not
 
 
-async def test_no_receivers_no_calls(base: Base) -> None:
-    app = web.Application()
-    helpers = ah.setup(app)
-
+async def test_no_receivers_no_calls(base: Base, app: web.Application, helpers: ah.Helpers) -> None:
     async def ok(request: web.Request) -> web.Response:
         return web.Response(text="ok")
 

@@ -16,11 +16,11 @@ from aiohttp_sse import EventSourceResponse, sse_response
 from pytest_aiohttp import AiohttpClient, AiohttpServer
 
 import aiohttp_helpers as ah
+from tests.support.apps import helped_app
 
 
 def sse_app() -> tuple[web.Application, ah.Helpers, list[str]]:
-    app = web.Application()
-    helpers = ah.setup(app)
+    app, helpers = helped_app()
     ended: list[str] = []
 
     @ah.stream_handler(functools.partial(EventSourceResponse, ping_interval=60))
@@ -162,10 +162,9 @@ def test_stream_handler_takes_an_async_function() -> None:
 
 async def test_a_prepared_stream_whose_handler_ignores_the_end_is_cut(
     aiohttp_client: AiohttpClient,
+    app: web.Application,
+    helpers: ah.Helpers,
 ) -> None:
-    app = web.Application()
-    helpers = ah.setup(app)
-
     async def stuck(request: web.Request) -> web.StreamResponse:
         stream = await ah.prepare_stream(request, web.StreamResponse())
         await stream.write(b"first\n")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,12 +71,6 @@ def telemetry() -> Iterator[Telemetry]:
     yield t
     t.tracer_provider.shutdown()
     t.meter_provider.shutdown()
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 def make_app(
@@ -276,10 +270,9 @@ async def test_lifecycle_metrics(
     assert telemetry.point(A + "app.state", **{A + "app.state": "draining"}).value == 1
 
 
-async def test_startup_failure_metric(telemetry: Telemetry, tmp_path: Path) -> None:
-    app = web.Application()
-    helpers = ah.setup(app)
-
+async def test_startup_failure_metric(
+    telemetry: Telemetry, tmp_path: Path, app: web.Application, helpers: ah.Helpers
+) -> None:
     @helpers.lifecycle.on_startup(name="connect-db", timeout=0.05)
     async def connect(app: web.Application) -> None:
         await asyncio.sleep(10)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -16,15 +15,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 import aiohttp_helpers as ah
 from aiohttp_helpers.prometheus import setup_metrics
 from aiohttp_helpers.testing import FormPart
-from tests.support.apps import Serve
+from tests.support.apps import Serve, helped_app
 from tests.support.metrics import Demo, parse, post, scrape, value
 from tests.support.net import until
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 async def test_requests_by_route_template_and_status(
@@ -224,8 +217,7 @@ async def test_lifecycle_state_hooks_and_drain(
 
 async def test_startup_failure_counted(tmp_path: Path) -> None:
     registry = CollectorRegistry()
-    app = web.Application()
-    helpers = ah.setup(app)
+    app, helpers = helped_app()
 
     @helpers.lifecycle.on_startup(name="connect-db")
     async def connect(app: web.Application) -> None:
@@ -244,10 +236,8 @@ async def test_startup_failure_counted(tmp_path: Path) -> None:
 
 
 async def test_sub_apps_routes_uploads_and_websockets(
-    serve: Serve, session: aiohttp.ClientSession, tmp_path: Path
+    serve: Serve, session: aiohttp.ClientSession, tmp_path: Path, app: web.Application
 ) -> None:
-    app = web.Application()
-    ah.setup(app)
     api = web.Application()  # a sub-app with its own setup(): its own signals and registry
     api_helpers = ah.setup(api, limits=ah.UploadLimits(tmp_dir=tmp_path))
 

@@ -140,10 +140,8 @@ async def test_tus_upload_in_chunks_is_handed_over(client: Client, tmp_path: Pat
 
 
 async def test_unsaved_upload_is_removed_after_the_request(
-    aiohttp_client: AiohttpClient, tmp_path: Path
+    aiohttp_client: AiohttpClient, tmp_path: Path, app: web.Application, helpers: ah.Helpers
 ) -> None:
-    app = web.Application()
-    helpers = ah.setup(app)
     ah.add_resumable_uploads(app, "/up", directory=tmp_path)
     seen: list[Path] = []
 
@@ -664,9 +662,9 @@ def test_refuses_frozen_app(tmp_path: Path) -> None:
     ],
     ids=["relative", "trailing-slash", "expires", "cap", "limits", "field"],
 )
-def test_bad_arguments(tmp_path: Path, kwargs: dict[str, Any], error: type, match: str) -> None:
-    app = web.Application()
-    ah.setup(app)
+def test_bad_arguments(
+    tmp_path: Path, kwargs: dict[str, Any], error: type, match: str, app: web.Application
+) -> None:
     args: dict[str, Any] = {"path": "/files", "directory": tmp_path, **kwargs}
     path = args.pop("path")
     with pytest.raises(error, match=match):
@@ -840,9 +838,7 @@ async def test_any_file_field_types(make: MakeClient) -> None:
     await create(client, 3, **{"Upload-Metadata": meta(filetype="image/png")})
 
 
-def test_more_bad_arguments(tmp_path: Path) -> None:
-    app = web.Application()
-    ah.setup(app)
+def test_more_bad_arguments(tmp_path: Path, app: web.Application) -> None:
     with pytest.raises(TypeError, match=r"needs a web\.Application"):
         ah.add_resumable_uploads(object(), "/f", directory=tmp_path)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="expires must be a number"):

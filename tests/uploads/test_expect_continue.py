@@ -215,9 +215,7 @@ async def test_other_expectations_keep_aiohttps_answer(serve: Serve) -> None:
     assert b"Unknown Expect: something-else" in data
 
 
-async def test_app_without_upload_routes_starts(serve: Serve) -> None:
-    app = web.Application()
-    ah.setup(app)
+async def test_app_without_upload_routes_starts(serve: Serve, app: web.Application) -> None:
     app.router.add_post("/plain", plain)
     url = await serve(app)
     first, _, _ = await exchange(url, "/plain", 5000, "application/json")

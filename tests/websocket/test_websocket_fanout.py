@@ -17,7 +17,6 @@ import os
 import socket
 import struct
 import zlib
-from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 
 import aiohttp
@@ -105,12 +104,6 @@ class Reader:
         async for msg in self.ws:
             if msg.type is aiohttp.WSMsgType.TEXT:
                 self.arrivals.append((msg.data, loop.time()))
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def connect(

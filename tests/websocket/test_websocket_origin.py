@@ -18,7 +18,7 @@ from yarl import URL
 
 import aiohttp_helpers as ah
 from aiohttp_helpers.origins import parse_host, parse_origin
-from tests.support.apps import Serve
+from tests.support.apps import Serve, helped_app
 from tests.support.net import until
 from tests.support.peers import ws_url
 
@@ -29,8 +29,7 @@ def origin_app(
     settings: ah.WebSocketSettings | None = None, **route: Any
 ) -> tuple[web.Application, list[str]]:
     """An app whose ``/`` socket says "hi" and closes; records every socket opened."""
-    app = web.Application()
-    helpers = ah.setup(app, websockets=settings)
+    app, helpers = helped_app(websockets=settings)
     opened: list[str] = []
 
     async def on_open(request: web.Request, ws: web.WebSocketResponse) -> None:
