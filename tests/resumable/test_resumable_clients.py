@@ -5,82 +5,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import importlib.metadata
 import io
-import json
 import os
 import signal
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
-from tusclient import client as tus_client
 from tusclient.exceptions import TusCommunicationError, TusUploadFailed
-from tusclient.storage.filestorage import FileStorage
 
 from tests.support.apps import Serve
-from tests.support.net import free_port, wait_ok
-from tests.support.paths import ROOT, SUPPORT
 from tests.support.resumable_app import create_app
 from tests.support.resumable_proxy import CuttingProxy
+from tests.support.tus import TUS, done_uploads, resumable_gunicorn, resumable_server, tuspy_upload
 
 MiB = 2**20
-TUS = {"Tus-Resumable": "1.0.0"}
 
 
 def _write(path: Path, size: int) -> str:
     data = os.urandom(size)
     path.write_bytes(data)
     return hashlib.sha256(data).hexdigest()
-
-
-def _upload(
-    endpoint: str,
-    path: Path,
-    storage: Path,
-    *,
-    chunk: int,
-    stop_at: int | None = None,
-    url: str | None = None,
-    checksum: bool = True,
-) -> tuple[str, int]:
-    """Upload ``path`` with tuspy (blocking); return its URL and the offset it started from."""
-    client = tus_client.TusClient(endpoint)
-    store = FileStorage(str(storage))  # type: ignore[no-untyped-call]
-    # Given a path, tuspy opens the file and leaves it open; given a stream, it closes it
-    # after the fingerprint: hand it bytes in memory that outlive that.
-    stream = _Unclosable(path.read_bytes())
-    try:
-        uploader = client.uploader(
-            file_stream=stream,
-            url=url,
-            chunk_size=chunk,
-            metadata={"filename": path.name},
-            store_url=url is None,
-            url_storage=store if url is None else None,
-            upload_checksum=checksum,
-        )
-        started = int(uploader.offset)
-        uploader.upload(stop_at=stop_at)
-        url_now: object = uploader.url
-        assert isinstance(url_now, str)
-        return url_now, started
-    finally:
-        store.close()  # type: ignore[no-untyped-call]
-
-
-class _Unclosable(io.BytesIO):
-    def close(self) -> None:
-        pass
-
-
-async def _done(base: str) -> list[dict[str, Any]]:
-    async with aiohttp.ClientSession() as session, session.get(base + "/done") as resp:
-        result: list[dict[str, Any]] = await resp.json()
-        return result
 
 
 @pytest.mark.parametrize("checksum", [False, True], ids=["plain", "sha1-checksum"])
@@ -98,12 +44,12 @@ async def test_tuspy_cut_connection_then_resume(
         endpoint = f"http://127.0.0.1:{proxy.port}/files"
         with pytest.raises((TusUploadFailed, TusCommunicationError)):
             await asyncio.to_thread(
-                _upload, endpoint, source, storage, chunk=MiB, checksum=checksum
+                tuspy_upload, endpoint, source, storage, chunk=MiB, checksum=checksum
             )
         assert proxy.cut
         # A new uploader finds the URL it stored and asks the server where to resume.
         url, started = await asyncio.to_thread(
-            _upload, endpoint, source, storage, chunk=MiB, checksum=checksum
+            tuspy_upload, endpoint, source, storage, chunk=MiB, checksum=checksum
         )
     if checksum:
         # A chunk its checksum cannot vouch for is discarded whole.
@@ -111,43 +57,11 @@ async def test_tuspy_cut_connection_then_resume(
     else:
         # The bytes of the cut chunk that arrived were kept: more than two whole chunks.
         assert 2 * MiB < started < int(2.5 * MiB)
-    [saved] = await _done(str(base))
+    [saved] = await done_uploads(str(base))
     assert saved["sha256"] == digest
     assert saved["size"] == size
     assert saved["filename"] == "big.bin"
     assert url.rsplit("/", 1)[1] + ".json" in os.listdir(tmp_path / "partial")
-
-
-@contextlib.asynccontextmanager
-async def _server(
-    partial: Path, saved: Path, *, fsize: int = 0, **options: Any
-) -> AsyncIterator[tuple[str, Any]]:
-    port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(SUPPORT / "resumable_app.py"),
-        "--port",
-        str(port),
-        "--dir",
-        str(partial),
-        "--save",
-        str(saved),
-        "--options",
-        json.dumps(options),
-        "--fsize",
-        str(fsize),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        cwd=ROOT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        await wait_ok(base + "/", 10.0, what="the server starting")
-        yield base, proc
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-        await proc.wait()
 
 
 async def test_tuspy_resumes_after_server_killed_mid_patch(tmp_path: Path) -> None:
@@ -156,9 +70,9 @@ async def test_tuspy_resumes_after_server_killed_mid_patch(tmp_path: Path) -> No
     digest = _write(source, size)
     partial, saved = tmp_path / "partial", tmp_path / "saved"
     storage = tmp_path / "urls.json"
-    async with _server(partial, saved) as (base, proc):
+    async with resumable_server(partial, saved) as (base, proc):
         url, _ = await asyncio.to_thread(
-            _upload, base + "/files", source, storage, chunk=MiB, stop_at=2 * MiB
+            tuspy_upload, base + "/files", source, storage, chunk=MiB, stop_at=2 * MiB
         )
         path = "/files/" + url.rsplit("/", 1)[1]
         # A PATCH in flight when the server is killed (SIGKILL: no cleanup at all).
@@ -180,13 +94,13 @@ async def test_tuspy_resumes_after_server_killed_mid_patch(tmp_path: Path) -> No
             await writer.wait_closed()
         del reader
     # Another server process on the same directory, on another port.
-    async with _server(partial, saved) as (base, _proc):
+    async with resumable_server(partial, saved) as (base, _proc):
         new_url = base + path
         _, started = await asyncio.to_thread(
-            _upload, base + "/files", source, storage, chunk=MiB, url=new_url
+            tuspy_upload, base + "/files", source, storage, chunk=MiB, url=new_url
         )
         assert 2 * MiB <= started <= 2 * MiB + MiB // 2
-        [done] = await _done(base)
+        [done] = await done_uploads(base)
     assert done["sha256"] == digest
     assert (saved / digest).read_bytes() == source.read_bytes()
 
@@ -194,8 +108,8 @@ async def test_tuspy_resumes_after_server_killed_mid_patch(tmp_path: Path) -> No
 async def test_two_server_processes_one_upload(tmp_path: Path) -> None:
     partial, saved = tmp_path / "partial", tmp_path / "saved"
     async with (
-        _server(partial, saved) as (first, _p1),
-        _server(partial, saved) as (second, _p2),
+        resumable_server(partial, saved) as (first, _p1),
+        resumable_server(partial, saved) as (second, _p2),
         aiohttp.ClientSession() as session,
     ):
         async with session.post(first + "/files", headers={**TUS, "Upload-Length": "20"}) as r:
@@ -234,15 +148,15 @@ async def test_two_server_processes_one_upload(tmp_path: Path) -> None:
             second + path, headers={**headers, "Upload-Offset": "10"}, data=b"C" * 10
         ) as r:
             assert r.status == 204
-        [done] = await _done(second)
+        [done] = await done_uploads(second)
         assert done["sha256"] == hashlib.sha256(b"A" * 10 + b"C" * 10).hexdigest()
-        assert await _done(first) == []
+        assert await done_uploads(first) == []
 
 
 async def test_full_disk_is_507_and_the_chunk_is_discarded(tmp_path: Path) -> None:
     partial, saved = tmp_path / "partial", tmp_path / "saved"
     async with (
-        _server(partial, saved, fsize=MiB) as (base, proc),
+        resumable_server(partial, saved, fsize=MiB) as (base, proc),
         aiohttp.ClientSession() as session,
     ):
         async with session.post(
@@ -266,40 +180,11 @@ async def test_full_disk_is_507_and_the_chunk_is_discarded(tmp_path: Path) -> No
         assert proc.returncode is None
 
 
-@contextlib.asynccontextmanager
-async def _gunicorn(partial: Path, saved: Path) -> AsyncIterator[str]:
-    port = free_port()
-    env = dict(os.environ, AH_RESUMABLE_DIR=str(partial), AH_RESUMABLE_SAVE=str(saved))
-    version = tuple(int(n) for n in importlib.metadata.version("gunicorn").split(".")[:2])
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gunicorn",
-        "-k", "aiohttp.GunicornWebWorker",
-        "--bind", f"127.0.0.1:{port}",
-        "--workers", "2",
-        "--graceful-timeout", "5",
-        *(["--no-control-socket"] if version >= (25, 1) else []),
-        "tests.support.resumable_gunicorn:create_app()",
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-        start_new_session=True,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        await wait_ok(base + "/", 20.0, what="gunicorn starting")
-        yield base
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        await proc.wait()
-
-
 async def test_gunicorn_two_workers_share_uploads(tmp_path: Path) -> None:
     partial, saved = tmp_path / "partial", tmp_path / "saved"
     data = os.urandom(200 * 10_000)
     headers = {**TUS, "Content-Type": "application/offset+octet-stream"}
-    async with _gunicorn(partial, saved) as base:
+    async with resumable_gunicorn(partial, saved) as base:
         # A new connection per request, so that both workers take part.
         connector = aiohttp.TCPConnector(force_close=True)
         async with aiohttp.ClientSession(connector=connector) as session:

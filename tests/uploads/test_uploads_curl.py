@@ -5,43 +5,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import json
 import os
-import shutil
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 import aiohttp_helpers as ah
 from aiohttp_helpers.testing import FormPart, multipart_body
 from tests.support.apps import Serve
+from tests.support.curl import CURL, curl
 from tests.support.uploads import form_app, listing
 
-CURL = shutil.which("curl")
 pytestmark = pytest.mark.skipif(CURL is None, reason="curl is not installed (make sysdeps)")
-
-
-async def curl(*args: str) -> tuple[int, Any]:
-    """Run curl; the HTTP status and the parsed JSON answer."""
-    assert CURL is not None
-    proc = await asyncio.create_subprocess_exec(
-        CURL,
-        "-sS",
-        "-o",
-        "-",
-        "-w",
-        "\n%{http_code}",
-        "--max-time",
-        "30",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 0, err.decode()
-    body, _, status = out.decode().rpartition("\n")
-    return int(status), json.loads(body) if body else None
 
 
 @pytest.mark.parametrize(
