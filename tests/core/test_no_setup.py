@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from pathlib import Path
@@ -15,6 +14,7 @@ from pytest_aiohttp import AiohttpClient
 
 import aiohttp_helpers as ah
 from aiohttp_helpers.testing import FormPart, multipart_body
+from tests.support.net import until
 from tests.support.uploads import listing
 
 LIMITS = dict(max_body_size=4000, max_file_size=1000, max_fields=2, spool_max_size=100)
@@ -133,10 +133,7 @@ async def test_bad_input_is_4xx_without_setup(
     assert "Traceback" not in caplog.text
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     # Spooled files are gone once the request is over.
-    for _ in range(50):
-        if not listing(tmp_path):
-            break
-        await asyncio.sleep(0.02)
+    await until(lambda: not listing(tmp_path), 1.0, what="the spool emptied")
     assert listing(tmp_path) == []
 
 

@@ -23,6 +23,7 @@ from gunicorn.config import Config  # type: ignore[import-untyped]
 
 import aiohttp_helpers as ah
 from aiohttp_helpers.gunicorn import Worker
+from tests.support.net import until
 
 _made: list[Worker] = []
 
@@ -102,9 +103,7 @@ async def test_sigterm_drains_finishes_requests_then_closes_with_1001(
     ws = await session.ws_connect(f"{url}/ws")
     slow = asyncio.create_task(session.get(f"{url}/slow"))
     helpers = ah.get_helpers(app)
-    async with asyncio.timeout(5):
-        while not len(helpers.lifecycle.in_flight):  # noqa: ASYNC110 (the server's state)
-            await asyncio.sleep(0.01)
+    await until(lambda: len(helpers.lifecycle.in_flight) > 0, 5.0, what="a request in flight")
     worker.handle_exit(signal.SIGTERM, None)
     async with session.get(f"{url}/health/ready") as resp:
         assert resp.status == 503  # at once, while still serving

@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
 import aiohttp_helpers as ah
+from tests.support.net import until
 from tests.support.resumable_app import DONE_KEY, UPLOADS_KEY, create_app
 
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -777,10 +778,7 @@ async def test_periodic_sweep(make: MakeClient, tmp_path: Path) -> None:
     client = await make(expires=0.2, sweep_interval=0.1)
     url = await create(client, 5)
     state = tmp_path / "partial" / (url.rsplit("/", 1)[1] + ".json")
-    for _ in range(100):
-        if not state.exists():
-            break
-        await asyncio.sleep(0.05)
+    await until(lambda: not state.exists(), 5.0, what="the expired upload swept")
     assert not state.exists()
 
 

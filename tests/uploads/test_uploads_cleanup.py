@@ -7,7 +7,6 @@ import errno
 import io
 import logging
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +19,10 @@ from yarl import URL
 import aiohttp_helpers as ah
 from aiohttp_helpers.testing import FormPart, multipart_body
 from tests.support.apps import Serve
+from tests.support.net import until
 from tests.support.uploads import listing, open_fds, open_files
 
 BIG = FormPart(name="f", data=os.urandom(3 << 20), filename="big.bin")
-
-
-async def _eventually(check: Callable[[], bool], within: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not check():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
 
 
 def _app(tmp_path: Path, seen: list[BaseException]) -> web.Application:
@@ -85,11 +76,11 @@ async def test_client_disconnect_mid_file(
     writer.write(body.data[: 1 << 20])
     await writer.drain()
     # The upload is being spooled to disk when the client goes away.
-    await _eventually(lambda: len(listing(tmp_path)) == 1)
+    await until(lambda: len(listing(tmp_path)) == 1)
     writer.close()
     await writer.wait_closed()
-    await _eventually(lambda: bool(seen) and listing(tmp_path) == [])
-    await _eventually(lambda: open_fds() <= before)
+    await until(lambda: bool(seen) and listing(tmp_path) == [])
+    await until(lambda: open_fds() <= before)
     assert open_files(tmp_path) == []
     if kind == "run_app":
         assert isinstance(seen[0], ConnectionError)
@@ -108,7 +99,7 @@ async def test_cancelled_read_removes_its_files(
                 await ah.read_form(request)
         except TimeoutError:
             # A write that was in flight finishes first, then its file goes.
-            await _eventually(lambda: listing(tmp_path) == [], within=2)
+            await until(lambda: listing(tmp_path) == [], within=2)
             return web.json_response({"open": open_files(tmp_path)})
         raise AssertionError("the upload should not have finished")
 
@@ -177,7 +168,7 @@ async def test_disk_full_is_507(
     assert resp.status == 507
     doc = await resp.json(content_type=None)
     assert doc["detail"] == "no room left to store the upload"
-    await _eventually(lambda: listing(tmp_path) == [])
+    await until(lambda: listing(tmp_path) == [])
     assert open_files(tmp_path) == []
 
 

@@ -14,6 +14,7 @@ from pytest_aiohttp import AiohttpClient
 import aiohttp_helpers as ah
 from aiohttp_helpers.testing import FormPart, multipart_body
 from aiohttp_helpers.uploads.files import WRITE_BATCH, Spool
+from tests.support.net import until
 from tests.support.uploads import listing, open_files
 
 # Several batches, and an odd tail, so that batches overlap in flight.
@@ -105,9 +106,6 @@ async def test_spool_discarded_with_batches_in_flight_leaves_nothing(tmp_path: P
     for _ in range(3):
         await spool.write(block)
     spool.discard()
-    for _ in range(200):
-        if not listing(tmp_path) and not open_files(tmp_path):
-            break
-        await asyncio.sleep(0.02)
+    await until(lambda: not listing(tmp_path) and not open_files(tmp_path), 4.0)
     assert listing(tmp_path) == []
     assert open_files(tmp_path) == []

@@ -33,6 +33,7 @@ from aiohttp_helpers.uploads.charsets import LABELS, MAX_LABEL, charset_codec, d
 from aiohttp_helpers.uploads.urlencoded import parse_urlencoded
 from tests.support.apps import Serve
 from tests.support.corpus import CORPUS, Case, exchange, wire_body
+from tests.support.net import until
 from tests.support.paths import ROOT
 from tests.support.uploads import listing
 
@@ -130,10 +131,7 @@ async def test_corpus_memory_and_loop(tmp_path: Path) -> None:
                     }
                 )
                 _check_memory(case, len(body), growth)
-        for _ in range(150):
-            if listing(spool) == []:
-                break
-            await asyncio.sleep(0.02)
+        await until(lambda: listing(spool) == [], 3.0, what="the spool emptied")
         assert listing(spool) == []
     p99 = statistics.quantiles(all_times, n=100)[98]
     worst = sorted(report, key=lambda r: -r["rss_growth_mib"])[:5]
