@@ -29,6 +29,19 @@ import aiohttp_helpers as ah
 from aiohttp_helpers.keys import UPLOAD_LIMITS_KEY
 from tests.support.uploads import listing
 
+__all__ = [
+    "CORPUS",
+    "LIMITS",
+    "PROMPT",
+    "Case",
+    "Route",
+    "corpus_app",
+    "corpus_server_app",
+    "exchange",
+    "ping_until",
+    "wire_body",
+]
+
 MiB = 1 << 20
 KiB = 1 << 10
 #: The longest a ``GET /ping`` may take while a hostile request is being handled.

@@ -30,6 +30,16 @@ import aiohttp_helpers as ah
 from aiohttp_helpers.websocket import CloseFrame
 from aiohttp_helpers.websocket.handler import WrappedHandler
 
+__all__ = [
+    "GUID",
+    "PEER_KINDS",
+    "PeerKind",
+    "RawPeer",
+    "open_peer",
+    "recording_app",
+    "ws_url",
+]
+
 PeerKind = Literal["aiohttp", "websockets"]
 PEER_KINDS = [pytest.param("aiohttp", id="aiohttp"), pytest.param("websockets", id="websockets")]
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
