@@ -131,7 +131,7 @@ def ws_connect(
     policy: ReconnectPolicy | None = None,
     **kwargs: Any,
 ) -> WSReconnector:
-    """Connected ``ClientWebSocketResponse``s, one after another, as the close codes allow.
+    """Connected ``ClientWebSocketResponse`` objects, one after another, as the close codes allow.
 
     ``url`` is one URL or several (the others are used when one fails or answers 1013).
     ``kwargs`` go to ``session.ws_connect()``. Use it as::
