@@ -126,7 +126,7 @@ def _format_default(value: Any) -> str:
 
 def _docstring_clauses(cls: type, name: str) -> str:
     doc = " ".join((inspect.getdoc(cls) or "").split())
-    sentences = re.split(r"(?<=[.:])\s+(?=``|[A-Z])", doc)
+    sentences = re.split(r"(?<=[.])\s+(?=``|[A-Z])", doc)
     found: list[str] = []
     for sentence in sentences:
         for clause in re.split(r";\s+", sentence):
