@@ -98,7 +98,7 @@ async def test_block_runs_as_shown(block: Block, tmp_path: Path, monkeypatch: py
         names: dict[str, Any] = vars(module)
         if any(name.startswith("test_") and inspect.iscoroutinefunction(f) or name.startswith("test_") and inspect.isfunction(f) for name, f in names.items()):
             result = subprocess.run(
-                [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "asyncio_mode=auto", "-W", "error", str(example)],
+                [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "asyncio_mode=auto", "-o", "asyncio_default_fixture_loop_scope=function", "-W", "error", str(example)],
                 cwd=tmp_path,
                 capture_output=True,
                 text=True,
