@@ -193,7 +193,7 @@ def command_for(command: str, port: int) -> str:
 def output_matches(expected: list[str], actual: str) -> bool:
     """Whether ``actual`` is what the text shows: JSON as JSON, ``...`` as any text."""
     shown = "\n".join(expected).strip()
-    got = actual.strip()
+    got = actual.replace("\r\n", "\n").strip()
     try:
         return bool(json.loads(shown) == json.loads(got))
     except ValueError:
