@@ -24,6 +24,7 @@ from tests.support.docs_blocks import (
     Block,
     command_for,
     documents,
+    expected_for,
     output_matches,
     parse_console,
     python_blocks,
@@ -86,12 +87,17 @@ def _load(block: Block, path: Path) -> types.ModuleType:
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[b.id for b in BLOCKS])
-async def test_block_runs_as_shown(block: Block, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_block_runs_as_shown(
+    block: Block, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
     assert undefined_names(block.code, tmp_path) == ""
     compile(block.code, block.id, "exec")
     if block.not_run:
         return
     monkeypatch.chdir(tmp_path)
+    if "REDIS_URL" in block.code:
+        # The example reads its Redis from the environment: give it a real one.
+        monkeypatch.setenv("REDIS_URL", request.getfixturevalue("redis_server").url)
     example = tmp_path / "test_example.py"
     try:
         module = _load(block, example)
@@ -138,7 +144,7 @@ async def test_block_runs_as_shown(block: Block, tmp_path: Path, monkeypatch: py
                 assert shutil.which("curl"), "curl is needed: `make sysdeps` installs it"
                 for command in parse_console(session.code):
                     out = await _run_command(command_for(command.command, port), tmp_path)
-                    assert output_matches(command.expected, out), (
+                    assert output_matches(expected_for(command.expected, port), out), (
                         f"{session.id}: $ {command.command}\nexpected:\n" + "\n".join(command.expected) + f"\ngot:\n{out}"
                     )
         finally:

@@ -35,6 +35,7 @@ __all__ = [
     "Command",
     "command_for",
     "documents",
+    "expected_for",
     "extract",
     "output_matches",
     "parse_console",
@@ -188,6 +189,11 @@ def _strip_comment(command: str) -> str:
 def command_for(command: str, port: int) -> str:
     """``command`` with its comment removed and 127.0.0.1:<port> pointed at ``port``."""
     return re.sub(r"127\.0\.0\.1:\d+", f"127.0.0.1:{port}", _strip_comment(command))
+
+
+def expected_for(lines: list[str], port: int) -> list[str]:
+    """The output the text shows, with 127.0.0.1:<port> meaning the served app."""
+    return [re.sub(r"127\.0\.0\.1:\d+", f"127.0.0.1:{port}", line) for line in lines]
 
 
 def output_matches(expected: list[str], actual: str) -> bool:
