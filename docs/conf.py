@@ -13,7 +13,7 @@ import aiohttp_helpers  # noqa: E402
 
 project = "aiohttp-helpers"
 author = "the aiohttp-helpers authors"
-copyright = "2026, the aiohttp-helpers authors"  # noqa: A001
+copyright = "2026, the aiohttp-helpers authors"
 release = version = aiohttp_helpers.__version__
 
 extensions = [
@@ -60,9 +60,15 @@ if _python_inventory is not None:
 
 nitpick_ignore_regex = [
     # No offline inventory for these libraries (see above): their names are not linked.
-    ("py:.*", r"(aiohttp|yarl|multidict|aiosignal|propcache|prometheus_client|opentelemetry|gunicorn|redis)(\..*)?"),
+    (
+        "py:.*",
+        r"(aiohttp|yarl|multidict|aiosignal|propcache|prometheus_client|opentelemetry|gunicorn|redis)(\..*)?",
+    ),
     # Names the package's docstrings write as aiohttp's own modules do (``web.Request``).
-    ("py:.*", r"(web|abc|hdrs|WSCloseCode|WSMsgType|WSMessage|ClientSession|ClientWebSocketResponse|StreamResponse|BodyPartReader|MultipartWriter|CIMultiDict|CIMultiDictProxy|MultiDict|MultiDictProxy|URL|Signal)(\..*)?"),
+    (
+        "py:.*",
+        r"(web|abc|hdrs|WSCloseCode|WSMsgType|WSMessage|ClientSession|ClientWebSocketResponse|StreamResponse|BodyPartReader|MultipartWriter|CIMultiDict|CIMultiDictProxy|MultiDict|MultiDictProxy|URL|Signal)(\..*)?",
+    ),
     # Type variables and private helpers that signatures show.
     ("py:.*", r"(_[A-Za-z].*|.*\._[A-Za-z].*|[A-Z]|[A-Z]_co|P|R|T|Handler|Middleware)"),
 ]

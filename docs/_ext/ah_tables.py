@@ -56,7 +56,9 @@ def _ref(cls: type) -> str:
 
 
 class _TableDirective(SphinxDirective):
-    def render(self, header: list[str], rows: list[list[str]], widths: str = "auto") -> list[nodes.Node]:
+    def render(
+        self, header: list[str], rows: list[list[str]], widths: str = "auto"
+    ) -> list[nodes.Node]:
         lines = [".. list-table::", "   :header-rows: 1", f"   :widths: {widths}", ""]
         for row in [header, *rows]:
             first = True
@@ -65,7 +67,9 @@ class _TableDirective(SphinxDirective):
                 lines.append(prefix + cell)
                 first = False
         container = nodes.container()
-        self.state.nested_parse(StringList(lines, source=self.get_source_info()[0]), self.content_offset, container)
+        self.state.nested_parse(
+            StringList(lines, source=self.get_source_info()[0]), self.content_offset, container
+        )
         return list(container.children)
 
 
@@ -110,8 +114,20 @@ class CloseCodeTable(_TableDirective):
         for code in [*range(1000, 1016), 3000, 4000]:
             info = codes.close_code_info(code)
             shown = {3000: "3000-3999", 4000: "4000-4999"}.get(code, str(code))
-            rows.append([shown, f"``{info.name}``", _cell(info.meaning), info.sender.value, _cell(advice[info.retry])])
-        return self.render(["code", "name", "meaning", "who may send it", "a client should"], rows, "10 20 35 15 30")
+            rows.append(
+                [
+                    shown,
+                    f"``{info.name}``",
+                    _cell(info.meaning),
+                    info.sender.value,
+                    _cell(advice[info.retry]),
+                ]
+            )
+        return self.render(
+            ["code", "name", "meaning", "who may send it", "a client should"],
+            rows,
+            "10 20 35 15 30",
+        )
 
 
 def _format_default(value: Any) -> str:
@@ -157,7 +173,10 @@ class SettingsTable(_TableDirective):
             key = key.strip()
             if key not in fields:
                 logger.warning(
-                    "%s has no field %r (described in the page)", cls.__name__, key, location=self.get_location()
+                    "%s has no field %r (described in the page)",
+                    cls.__name__,
+                    key,
+                    location=self.get_location(),
                 )
                 continue
             extra[key] = text.strip()
@@ -171,7 +190,12 @@ class SettingsTable(_TableDirective):
             ]
             meaning = "; ".join(m for m in meanings if m)
             if not meaning:
-                logger.warning("%s.%s has no meaning documented", cls.__name__, name, location=self.get_location())
+                logger.warning(
+                    "%s.%s has no meaning documented",
+                    cls.__name__,
+                    name,
+                    location=self.get_location(),
+                )
             if field.default is not dataclasses.MISSING:
                 default = _format_default(field.default)
             elif field.default_factory is not dataclasses.MISSING:

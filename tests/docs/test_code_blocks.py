@@ -82,7 +82,7 @@ def _load(block: Block, path: Path) -> types.ModuleType:
     module = types.ModuleType("docs_example")
     module.__file__ = str(path)
     sys.modules[module.__name__] = module
-    exec(compile(block.code, str(path), "exec"), module.__dict__)  # noqa: S102
+    exec(compile(block.code, str(path), "exec"), module.__dict__)
     return module
 
 
@@ -102,9 +102,24 @@ async def test_block_runs_as_shown(
     try:
         module = _load(block, example)
         names: dict[str, Any] = vars(module)
-        if any(name.startswith("test_") and inspect.iscoroutinefunction(f) or name.startswith("test_") and inspect.isfunction(f) for name, f in names.items()):
-            result = subprocess.run(
-                [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "asyncio_mode=auto", "-o", "asyncio_default_fixture_loop_scope=function", "-W", "error", str(example)],
+        if any(name.startswith("test_") and inspect.isfunction(f) for name, f in names.items()):
+            result = await asyncio.to_thread(
+                subprocess.run,
+                [
+                    sys.executable,
+                    "-m",
+                    "pytest",
+                    "-q",
+                    "-p",
+                    "no:cacheprovider",
+                    "-o",
+                    "asyncio_mode=auto",
+                    "-o",
+                    "asyncio_default_fixture_loop_scope=function",
+                    "-W",
+                    "error",
+                    str(example),
+                ],
                 cwd=tmp_path,
                 capture_output=True,
                 text=True,
@@ -134,18 +149,24 @@ async def test_block_runs_as_shown(
                         await main()
                 shown = [b for b in block.after if b.lang == "text"]
                 if shown:
-                    assert output_matches(shown[0].code.split("\n"), printed.getvalue()), printed.getvalue()
+                    assert output_matches(shown[0].code.split("\n"), printed.getvalue()), (
+                        printed.getvalue()
+                    )
             for session in block.after:
                 if session.lang == "text":
                     continue
                 if not parse_console(session.code):
                     continue
-                assert runner is not None, f"{session.id}: a session after a block that serves no app"
+                assert runner is not None, (
+                    f"{session.id}: a session after a block that serves no app"
+                )
                 assert shutil.which("curl"), "curl is needed: `make sysdeps` installs it"
                 for command in parse_console(session.code):
                     out = await _run_command(command_for(command.command, port), tmp_path)
                     assert output_matches(expected_for(command.expected, port), out), (
-                        f"{session.id}: $ {command.command}\nexpected:\n" + "\n".join(command.expected) + f"\ngot:\n{out}"
+                        f"{session.id}: $ {command.command}\nexpected:\n"
+                        + "\n".join(command.expected)
+                        + f"\ngot:\n{out}"
                     )
         finally:
             if runner is not None:

@@ -45,7 +45,9 @@ __all__ = [
 
 ROOT = Path(__file__).resolve().parents[2]
 
-NOT_RUN = re.compile(r"^(?:<!--\s*docs:\s*not run:\s*(?P<md>.+?)\s*-->|\.\. docs: not run: (?P<rst>.+))$")
+NOT_RUN = re.compile(
+    r"^(?:<!--\s*docs:\s*not run:\s*(?P<md>.+?)\s*-->|\.\. docs: not run: (?P<rst>.+))$"
+)
 _FENCE = re.compile(r"^(?P<fence>```+|~~~+)\s*(?:\{code-block\}\s*)?(?P<lang>[\w+-]*)\s*$")
 _RST_BLOCK = re.compile(r"^\.\. (?:code-block|code|sourcecode):: *(?P<lang>[\w+-]+)\s*$")
 
@@ -70,7 +72,9 @@ class Block:
 def documents() -> list[Path]:
     """README.md and every page of docs/ (not the build output)."""
     docs = ROOT / "docs"
-    pages = sorted(p for p in docs.rglob("*") if p.suffix in (".md", ".rst") and "_build" not in p.parts)
+    pages = sorted(
+        p for p in docs.rglob("*") if p.suffix in (".md", ".rst") and "_build" not in p.parts
+    )
     return [ROOT / "README.md", *pages]
 
 
@@ -104,7 +108,9 @@ def extract(path: Path) -> list[Block]:
             while j < len(lines) and lines[j].strip().startswith(":"):
                 j += 1
             body: list[str] = []
-            while j < len(lines) and (not lines[j].strip() or len(lines[j]) - len(lines[j].lstrip()) > indent_of):
+            while j < len(lines) and (
+                not lines[j].strip() or len(lines[j]) - len(lines[j].lstrip()) > indent_of
+            ):
                 body.append(lines[j])
                 j += 1
             while body and not body[-1].strip():
@@ -143,7 +149,17 @@ def undefined_names(code: str, workdir: Path) -> str:
     source.write_text(code, encoding="utf-8")
     ruff = Path(sys.executable).with_name("ruff")
     result = subprocess.run(
-        [str(ruff), "check", "--no-cache", "--isolated", "--select", "F821,F704,PLE1142", "--output-format", "concise", str(source)],
+        [
+            str(ruff),
+            "check",
+            "--no-cache",
+            "--isolated",
+            "--select",
+            "F821,F704,PLE1142",
+            "--output-format",
+            "concise",
+            str(source),
+        ],
         capture_output=True,
         text=True,
         check=False,
