@@ -25,6 +25,7 @@ from tests.support.docs_blocks import (
     command_for,
     documents,
     expected_for,
+    extract,
     output_matches,
     parse_console,
     python_blocks,
@@ -56,6 +57,12 @@ def test_every_session_belongs_to_an_app() -> None:
         for after in block.after
         if after.lang != "text" and parse_console(after.code) and "def create_app" not in block.code
     ]
+    for path in documents():
+        for block in extract(path):
+            if block.lang in ("python", "py", "python3"):
+                break
+            if block.lang in ("console", "shell-session") and parse_console(block.code):
+                orphans.append(f"{block.id} (before any Python block)")
     assert orphans == []
 
 

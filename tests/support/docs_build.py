@@ -49,6 +49,7 @@ def build_docs() -> Path:
             timeout=600,
         )
         if result.returncode != 0:
-            raise AssertionError("the documentation build failed:\n" + result.stdout + result.stderr)
+            output = result.stdout + result.stderr
+            raise AssertionError(f"the documentation build failed:\n{output}")
         _built = out / "html"
     return _built
