@@ -77,12 +77,14 @@ if _python_inventory is None:
     nitpick_ignore_regex.append(
         (
             "py:.*",
-            r"(str|int|float|bool|bytes|object|None|type|list|dict|tuple|set|frozenset|"
-            r"Exception|BaseException|ExceptionGroup|RuntimeError|ValueError|TypeError|"
-            r"typing\..*|collections\..*|asyncio\..*|os\..*|pathlib\..*|enum\..*|types\..*|"
-            r"datetime\..*|logging\..*|io\..*|ssl\..*|socket\..*|contextlib\..*|"
-            r"weakref\..*|concurrent\..*|tempfile\..*|hashlib\..*|re\..*|random\..*|"
-            r"Path|Any|Callable|Awaitable|AsyncIterator|Iterator|Mapping|Sequence)",
+            r"(str|int|float|bool|bytes|bytearray|memoryview|object|None|type|list|dict|"
+            r"tuple|set|frozenset|Exception|BaseException|ExceptionGroup|RuntimeError|"
+            r"ValueError|TypeError|OSError|FileExistsError|FileNotFoundError|TimeoutError|"
+            r"typing|collections|asyncio|os|pathlib|enum|types|datetime|logging|io|ssl|"
+            r"socket|contextlib|contextvars|weakref|concurrent|tempfile|hashlib|re|random|"
+            r"signal|json|dataclasses|functools|ipaddress|"
+            r"Path|Any|Callable|Awaitable|AsyncIterator|Iterator|Iterable|Mapping|Sequence)"
+            r"(\..*)?",
         )
     )
 
