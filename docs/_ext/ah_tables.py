@@ -140,13 +140,24 @@ def _format_default(value: Any) -> str:
     return f"``{value!r}``"
 
 
-def _docstring_clauses(cls: type, name: str) -> str:
+def _docstring_clauses(cls: type, name: str, names: set[str]) -> str:
+    """The clauses of ``cls``'s docstring about field ``name``.
+
+    A clause whose subject is ``name`` (the field names it starts with: ``a`` and ``b``
+    ...) starts its description; the clauses after it in the same sentence that start with
+    no field name continue it.
+    """
     doc = " ".join((inspect.getdoc(cls) or "").split())
     sentences = re.split(r"(?<=[.])\s+(?=``|[A-Z])", doc)
     found: list[str] = []
     for sentence in sentences:
+        owners: set[str] = set()
         for clause in re.split(r";\s+", sentence):
-            if f"``{name}``" in clause:
+            leading = re.match(r"\(?((?:``\w+``(?:,\s*|\s+and\s+|\s+or\s+)?)+)", clause)
+            named = set(re.findall(r"``(\w+)``", leading.group(1))) & names if leading else set()
+            if named:
+                owners = named
+            if name in owners:
                 clause = clause.strip().rstrip(".;")
                 if clause and clause not in found:
                     found.append(clause)
@@ -185,7 +196,7 @@ class SettingsTable(_TableDirective):
             meanings = [
                 str(field.metadata.get("doc", "")),
                 " ".join(attr_docs.get((cls.__name__, name), [])),
-                _docstring_clauses(cls, name),
+                _docstring_clauses(cls, name, set(fields)),
                 extra.get(name, ""),
             ]
             meaning = "; ".join(m for m in meanings if m)
