@@ -64,6 +64,7 @@ demo: install
 # Each benchmark prints its ratios against plain aiohttp (and its peers) measured in the same
 # run; BENCH_ARGS goes to every one of them (e.g. BENCH_ARGS=--help).
 bench: install sysdeps
+	@bash .ci/sysdeps bench
 	@set -e; for b in $(BENCHES); do \
 		echo "== python -m bench.$$b"; $(PY) -m bench.$$b $(BENCH_ARGS); echo; done
 
