@@ -448,7 +448,7 @@ def _report(n: int, burst: int, paced: int, rounds: int, results: dict[str, list
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(prog=f"python -m {MODULE}", description=__doc__)
     parser.add_argument("--clients", default="1000,10000", help="client counts, comma-separated")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--burst", type=int, default=40)

@@ -204,7 +204,9 @@ def python_load(url: str, duration: float, connections: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {MODULE}", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--duration", type=int, default=1, help="seconds per run (wrk: whole)")
     parser.add_argument("--connections", type=int, default=64)

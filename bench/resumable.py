@@ -137,7 +137,9 @@ async def measure(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {MODULE}", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--size-mb", type=int, default=512)
     parser.add_argument("--chunk-mb", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)

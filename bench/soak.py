@@ -551,7 +551,9 @@ async def run(duration: float, uploaders: int, websockets: int) -> bool:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {MODULE}", description=__doc__.splitlines()[0]
+    )
     parser.add_argument(
         "--duration",
         type=float,

@@ -406,7 +406,9 @@ def profile(variant: str, size: int, directory: Path, uploads: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {MODULE}", description=__doc__.splitlines()[0]
+    )
     default_mb = int(os.environ.get("AH_BENCH_UPLOAD_MB", "512"))
     shm = Path("/dev/shm")
     parser.add_argument("--size-mb", type=int, default=default_mb)
