@@ -210,9 +210,10 @@ class Lifecycle:
             for hook in order:
                 if hook.kind == "startup":
                     action = functools.partial(hook.func, hook.owner.app)
-                    await run_hook(self, hook, "startup", action)
+                    await run_hook(self, hook, "startup", action, raised=True)
                 elif hook.kind == "context":
-                    await run_hook(self, hook, "startup", functools.partial(enter, self, hook))
+                    action = functools.partial(enter, self, hook)
+                    await run_hook(self, hook, "startup", action, raised=True)
                 else:
                     self._armed.append((hook, None))
         except (Exception, asyncio.CancelledError) as exc:
@@ -230,7 +231,7 @@ class Lifecycle:
     async def _abort_start(self, exc: BaseException) -> None:
         self._finished = True
         await broadcast(self, AppState.STOPPING)
-        errors = await teardown(self, TEARDOWN_KINDS, "cleanup")
+        errors = await teardown(self, TEARDOWN_KINDS, "cleanup", raised=isinstance(exc, HookError))
         await broadcast(self, AppState.STOPPED)
         if isinstance(exc, HookError):
             exc.teardown_errors = errors

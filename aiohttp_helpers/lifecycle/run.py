@@ -49,9 +49,18 @@ async def enter(root: Lifecycle, hook: Hook) -> None:
 
 
 async def run_hook(
-    root: Lifecycle, hook: Hook, phase: Phase, action: Callable[[], Awaitable[Any]]
+    root: Lifecycle,
+    hook: Hook,
+    phase: Phase,
+    action: Callable[[], Awaitable[Any]],
+    *,
+    raised: bool = False,
 ) -> None:
     """Run ``action`` for ``hook`` under its timeout; log it and tell ``on_hook_done``.
+
+    ``raised``: a failure reaches the caller of the start (as the error, or in its notes),
+    so it is logged only where logging is configured; unconfigured, Python's last-resort
+    handler would print its traceback a second time.
 
     Raises:
         HookError: the action failed (:class:`HookTimeout` when it ran too long); its
@@ -73,9 +82,7 @@ async def run_hook(
         else:
             error = HookError(phase, hook.name, where, f"failed: {type(exc).__name__}: {exc}")
         error.__cause__ = exc
-        if phase != "startup" or log.hasHandlers():
-            # Unconfigured logging would print the traceback a second time: a failed
-            # start raises this error, with the hook's exception as its cause.
+        if not raised or log.hasHandlers():
             log.error("%s (after %.3f s)", error, elapsed, exc_info=exc)
         await _hook_done(root, phase, hook, elapsed, error)
         if isinstance(exc, asyncio.CancelledError):
@@ -99,8 +106,13 @@ async def _hook_done(
         await signal_.send(phase, hook.name, seconds, error)
 
 
-async def teardown(root: Lifecycle, kinds: frozenset[Kind], phase: Phase) -> list[HookError]:
-    """Run the armed hooks of ``kinds`` newest first; one failing never stops the rest."""
+async def teardown(
+    root: Lifecycle, kinds: frozenset[Kind], phase: Phase, *, raised: bool = False
+) -> list[HookError]:
+    """Run the armed hooks of ``kinds`` newest first; one failing never stops the rest.
+
+    ``raised``: as for :func:`run_hook` (tearing down after a failed start).
+    """
     errors: list[HookError] = []
     task = asyncio.current_task()
     baseline = task.cancelling() if task is not None else 0
@@ -113,7 +125,7 @@ async def teardown(root: Lifecycle, kinds: frozenset[Kind], phase: Phase) -> lis
         else:
             action = functools.partial(hook.func, hook.owner.app)
         try:
-            await run_hook(root, hook, phase, action)
+            await run_hook(root, hook, phase, action, raised=raised)
         except HookError as exc:
             errors.append(exc)
         except asyncio.CancelledError as exc:
