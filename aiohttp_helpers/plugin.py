@@ -57,12 +57,12 @@ class Helpers:
         Requests read them through ``request.config_dict``, so a sub-app without its own
         inherits its parent's; set them with ``setup()`` or :func:`configure`.
         """
-        return self.app.get(UPLOAD_LIMITS_KEY) or _DEFAULT_LIMITS
+        return self.app.get(UPLOAD_LIMITS_KEY, _DEFAULT_LIMITS)
 
     @property
     def websocket_settings(self) -> WebSocketSettings:
         """The app's own WebSocket settings (``app[WS_SETTINGS_KEY]``; the defaults when unset)."""
-        return self.app.get(WS_SETTINGS_KEY) or _DEFAULT_WEBSOCKETS
+        return self.app.get(WS_SETTINGS_KEY, _DEFAULT_WEBSOCKETS)
 
 
 def _refuse_frozen(app: web.Application, what: str) -> None:

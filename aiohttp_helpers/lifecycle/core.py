@@ -27,7 +27,7 @@ import functools
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -152,7 +152,7 @@ class Lifecycle:
         """,
     )
 
-    def add_stop_step(self, name: str, step: stop.StopStep) -> None:
+    def add_stop_step(self, name: str, step: Callable[[], Awaitable[object]]) -> None:
         """Run ``await step()`` when the application stops, after the drain.
 
         The stop steps of the app and its sub-apps run concurrently, before the shutdown
