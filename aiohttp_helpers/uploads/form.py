@@ -25,11 +25,12 @@ from ..keys import HELPERS_KEY
 from ..scope import request_scope
 from .decoding import check_charset
 from .filenames import safe_filename
-from .files import Spool, UploadedFile
 from .headers import PartHead, parse_content_type
 from .limits import limits_for
 from .parts import decode_text
 from .reader import BodySource, Level, PartStream, open_body
+from .spool import Spool
+from .uploaded import UploadedFile
 from .urlencoded import parse_urlencoded
 
 if TYPE_CHECKING:

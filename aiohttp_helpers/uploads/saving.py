@@ -21,7 +21,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from ..errors import InsufficientStorage
-from .files import Spool, file_mode, no_room
+from .fs import file_mode, no_room
+from .spool import Spool
 
 __all__ = ["numbered", "publish", "save_stream", "target", "write_beside"]
 
