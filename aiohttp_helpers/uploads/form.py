@@ -254,7 +254,7 @@ async def read_form(request: web.BaseRequest, limits: UploadLimits | None = None
         except MalformedMultipart:
             raise BadRequest("the Content-Type header is malformed") from None
         return await _read_urlencoded(request, limits, params)
-    level = open_body(request.headers, request.content, limits)
+    level = open_body(request.headers, request.content, limits, urlencoded=True)
     reader = _FormReader(request, limits)
     try:
         await reader.read_level(level, None)

@@ -7,6 +7,7 @@ from urllib.parse import quote, unquote
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from .._words import counted
 from ..errors import HeadersTooLarge, MalformedMultipart
 
 __all__ = ["PartHead", "parse_content_type", "parse_head", "parse_params"]
@@ -89,7 +90,7 @@ def parse_params(text: str, start: int = 0) -> dict[str, str]:
             continue
         seen += 1
         if seen > _MAX_PARAMS:
-            raise MalformedMultipart(f"a header has more than {_MAX_PARAMS} parameters")
+            raise MalformedMultipart(f"a header has more than {counted(_MAX_PARAMS, 'parameter')}")
         eq = text.find("=", i)
         semi = text.find(";", i)
         if eq < 0 or (0 <= semi < eq):
@@ -256,7 +257,9 @@ def parse_head(block: bytes, max_headers: int) -> PartHead:
         return head
     lines = _decode_block(block).split("\n")
     if len(lines) > max_headers:
-        raise HeadersTooLarge(f"a part has more than {max_headers} header lines", limit=max_headers)
+        raise HeadersTooLarge(
+            f"a part has more than {counted(max_headers, 'header line')}", limit=max_headers
+        )
     for line in lines:
         if line[-1:] == "\r":
             line = line[:-1]

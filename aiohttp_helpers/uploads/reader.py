@@ -139,11 +139,20 @@ def _check_boundary(boundary: str | None) -> str:
     return boundary
 
 
-def open_body(headers: Mapping[str, str], content: StreamReader, limits: UploadLimits) -> Level:
-    """The top level of a multipart HTTP body, checked before a byte of it is read."""
+def open_body(
+    headers: Mapping[str, str],
+    content: StreamReader,
+    limits: UploadLimits,
+    *,
+    urlencoded: bool = False,
+) -> Level:
+    """The top level of a multipart HTTP body, checked before a byte of it is read.
+
+    ``urlencoded``: the caller also reads urlencoded bodies, and the 415 says so.
+    """
     ctype = headers.get(hdrs.CONTENT_TYPE, "")
     if not ctype.partition(";")[0].strip().lower().startswith("multipart/"):
-        raise NotMultipart(ctype)
+        raise NotMultipart(ctype, urlencoded=urlencoded)
     media_type, params = parse_content_type(ctype)
     boundary = _check_boundary(params.get("boundary"))
     check_declared_length(headers, limits.max_body_size)
