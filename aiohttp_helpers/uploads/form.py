@@ -18,7 +18,7 @@ from .charsets import decode_text
 from .counts import check_declared_length
 from .decoding import check_charset
 from .filenames import safe_filename
-from .headers import PartHead, parse_content_type
+from .headers import PartHead, header_text, parse_content_type
 from .limits import limits_for
 from .reader import BodySource, Level, PartStream, open_body
 from .spool import Spool
@@ -126,10 +126,7 @@ class _FormReader:
         while True:
             if fast:
                 for raw_name, value in parser.read_simple_fields():
-                    try:
-                        field = raw_name.decode()
-                    except UnicodeDecodeError:
-                        field = raw_name.decode("latin-1")
+                    field = header_text(raw_name)
                     text_field(field, len(value))
                     if level.charset is None and field != "_charset_":
                         add(field, decode_text(value, None, field))
