@@ -382,12 +382,8 @@ class NotMultipart(_SentContentType, UnsupportedMediaType):
 
     def __init__(self, content_type: str, *, urlencoded: bool = False) -> None:
         shown = content_type[:100] or "(none)"
-        expected = (
-            "a multipart/* or application/x-www-form-urlencoded body"
-            if urlencoded
-            else "a multipart/* body"
-        )
-        super().__init__(f"expected {expected}, got Content-Type {shown!r}")
+        also = " or application/x-www-form-urlencoded" if urlencoded else ""
+        super().__init__(f"expected a multipart/*{also} body, got Content-Type {shown!r}")
         self.content_type = content_type
 
 

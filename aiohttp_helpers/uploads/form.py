@@ -20,7 +20,8 @@ from .decoding import check_charset
 from .filenames import safe_filename
 from .headers import PartHead, header_text, parse_content_type
 from .limits import limits_for
-from .reader import BodySource, Level, PartStream, open_body
+from .reader import Level, PartStream, open_body
+from .source import BodySource
 from .spool import Spool
 from .uploaded import UploadedFile
 from .urlencoded import parse_urlencoded

@@ -1,4 +1,4 @@
-"""Reading a multipart body level by level: wire limits, idle timeout, decoded part streams."""
+"""Reading a multipart body level by level: each head checked, its bytes decoded and counted."""
 
 from __future__ import annotations
 
@@ -9,12 +9,7 @@ from aiohttp import hdrs
 from aiohttp.streams import StreamReader
 
 from ..config import UploadLimits
-from ..errors import (
-    MalformedMultipart,
-    NestingTooDeep,
-    NotMultipart,
-    TypeNotAllowed,
-)
+from ..errors import MalformedMultipart, NestingTooDeep, NotMultipart, TypeNotAllowed
 from .counts import Counts, check_declared_length
 from .decoding import Decoder, make_decoders, run_decoders
 from .headers import PartHead, parse_content_type
@@ -22,8 +17,7 @@ from .parser import END, NEED_DATA, MultipartParser, Signal
 from .sniff import SNIFF_BYTES, sniff, sniffed_allowed, type_allowed
 from .source import SMALL, BodySource, PartSource, Source
 
-# Counts, BodySource and Source lived here before: still importable from this module.
-__all__ = ["BodySource", "Counts", "Level", "PartStream", "Source", "open_body"]
+__all__ = ["Level", "PartStream", "open_body"]
 
 #: Decoder output gathered behind a small piece before it is handed on.
 _GATHER: Final = 64 * 1024
