@@ -20,6 +20,7 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from .._words import counted
 from ..errors import InsufficientStorage
 from .fs import file_mode, no_room
 from .spool import Spool
@@ -122,7 +123,8 @@ def publish(tmp: str, dest: Path, *, overwrite: bool = False, unique: bool = Fal
             candidate = numbered(dest, n)
             continue
         return candidate
-    raise FileExistsError(errno.EEXIST, f"no free name after {MAX_UNIQUE} tries", str(dest))
+    tries = counted(MAX_UNIQUE, "try", "tries")
+    raise FileExistsError(errno.EEXIST, f"no free name after {tries}", str(dest))
 
 
 def refuse_taken(dest: Path, overwrite: bool, unique: bool) -> None:
