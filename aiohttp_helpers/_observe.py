@@ -21,8 +21,8 @@ from ._compat import on_frame_sent
 from .errors import HelpersError
 from .keys import HELPERS_KEY, PROBLEM_KEY
 from .lifecycle import AppState
-from .websocket.handler import ServerWebSocket
-from .websocket.registry import TOO_MANY, TOO_MANY_FROM_CLIENT
+from .websocket.close import TOO_MANY, TOO_MANY_FROM_CLIENT
+from .websocket.server import ServerWebSocket
 
 if TYPE_CHECKING:
     from .plugin import Helpers
