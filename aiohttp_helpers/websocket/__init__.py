@@ -1,6 +1,6 @@
 """WebSockets: close codes, validated close, the handler wrapper, the registry, the client."""
 
-from .client import ReconnectPolicy, WSReconnector, ws_connect
+from .client import ClientWebSocket, ReconnectPolicy, WSReconnector, ws_connect
 from .close import (
     MAX_REASON_BYTES,
     CloseFrame,
@@ -17,6 +17,7 @@ from .testing import assert_closed_with, receive_close
 
 __all__ = [
     "MAX_REASON_BYTES",
+    "ClientWebSocket",
     "CloseCodeInfo",
     "CloseFrame",
     "CloseRecord",

@@ -326,9 +326,9 @@ class WebSocketRegistry:
         self._slow.add(ws)
         self.slow_closes += 1
         log.warning(
-            "a WebSocket fell behind on broadcasts (over %d bytes past its write buffer's "
+            "a WebSocket fell behind on broadcasts (over %s past its write buffer's "
             "high-water mark, or over it for %gs): closing it with 1008",
-            settings.broadcast_backlog,
+            counted(settings.broadcast_backlog, "byte"),
             settings.send_timeout,
         )
         self._spawn(close_websocket(ws, *TOO_SLOW, timeout=settings.close_timeout))
