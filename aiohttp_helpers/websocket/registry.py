@@ -51,9 +51,10 @@ class WebSocketRegistry:
     and refuses new sockets from then on.
 
     ``settings`` are the app's :class:`~aiohttp_helpers.WebSocketSettings` (timeouts,
-    caps, broadcast backlog, broadcast backend); ``lifecycle``, when set, decides
-    refusals: no new socket while the app drains or stops, and 1012 rather than 1001
-    when it is restarting.
+    caps, broadcast backlog, broadcast backend); ``lifecycle``, when set, is the app's
+    :class:`~aiohttp_helpers.serving.ServingState` (its state, whether it restarts: the
+    registry needs no more of the lifecycle) and decides refusals: no new socket while
+    the app drains or stops, and 1012 rather than 1001 when it is restarting.
 
     Counters, for metrics (read them at any time): :attr:`broadcasts`,
     :attr:`deliveries` and :attr:`slow_closes`.
