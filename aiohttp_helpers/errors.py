@@ -43,8 +43,9 @@ Every exception the package raises on purpose, and where it lives::
     │       ├── ServiceUnavailable       503  the server is stopping: retry (``Retry-After``)
     │       └── InsufficientStorage      507  the spool directory is full (ENOSPC)
     ├── RuntimeError
-    │   └── HookError                         a lifecycle hook failed                         [l]
-    │       └── HookTimeout                   a lifecycle hook ran past its timeout           [l]
+    │   ├── HookError                         a lifecycle hook failed                         [l]
+    │   │   └── HookTimeout                   a lifecycle hook ran past its timeout           [l]
+    │   └── FrozenSignalError                 a receiver or hook added after the app started  [l]
     ├── ValueError
     │   └── HookOrderError                    ``after=`` names no hook, or hooks in a cycle   [l]
     ├── ExceptionGroup[HookError]
