@@ -200,10 +200,12 @@ def ws_connect(
     policy: ReconnectPolicy | None = None,
     **kwargs: Any,
 ) -> WSReconnector:
-    """Connected ``ClientWebSocketResponse``s, one after another, as the close codes allow.
+    """Connected sockets, one after another, as the close codes allow.
 
-    ``url`` is one URL or several (the others are used when one fails or answers 1013).
-    ``kwargs`` go to ``session.ws_connect()``. Use it as::
+    Each is a :class:`ClientWebSocket`: aiohttp's ``ClientWebSocketResponse`` (or the
+    session's own ``ws_response_class``) that records its close. ``url`` is one URL or
+    several (the others are used when one fails or answers 1013). ``kwargs`` go to
+    ``session.ws_connect()``. Use it as::
 
         async for ws in ah.ws_connect(session, url):
             async for msg in ws:
