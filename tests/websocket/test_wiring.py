@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 from dataclasses import dataclass
+from pathlib import Path
 
+import pytest
 from aiohttp import web
 from pytest_aiohttp import AiohttpClient
 
@@ -70,3 +73,23 @@ def test_the_registry_refuses_as_the_serving_state_says() -> None:
     assert registry.refusal() == (1001, "server shutting down")
     serving.restarting = True
     assert registry.refusal() == (1012, "server restarting")
+
+
+MODULES = sorted((Path(ah.__file__).parent / "websocket").glob("*.py"))
+
+
+@pytest.mark.parametrize("path", MODULES, ids=[p.stem for p in MODULES])
+def test_the_websocket_modules_never_reach_for_the_plugin_or_the_lifecycle(path: Path) -> None:
+    imported = {
+        node.module or ""
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ImportFrom)
+    }
+    parts = {part for module in imported for part in module.split(".")}
+    assert not {"plugin", "lifecycle", "streams", "uploads", "resumable"} & parts
+    assert "HELPERS_KEY" not in path.read_text(encoding="utf-8")
+
+
+def test_each_module_is_under_the_size_limit() -> None:
+    for path in MODULES:
+        assert len(path.read_text(encoding="utf-8").splitlines()) <= 450, path.name
