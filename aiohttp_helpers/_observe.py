@@ -22,8 +22,8 @@ from .config import UploadLimits
 from .errors import HelpersError
 from .keys import LIFECYCLE_KEY, PROBLEM_KEY, SIGNALS_KEY, UPLOAD_LIMITS_KEY, WEBSOCKETS_KEY
 from .serving import AppState
-from .websocket.handler import ServerWebSocket
-from .websocket.registry import TOO_MANY, TOO_MANY_FROM_CLIENT
+from .websocket.close import TOO_MANY, TOO_MANY_FROM_CLIENT
+from .websocket.server import ServerWebSocket
 
 if TYPE_CHECKING:
     from .uploads import UploadedFile
