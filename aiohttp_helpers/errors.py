@@ -55,7 +55,7 @@ Every exception the package raises on purpose, and where it lives::
     unmarked: this module (aiohttp_helpers/errors.py)
     [r]  aiohttp_helpers/resumable/errors.py
     [l]  aiohttp_helpers/lifecycle/errors.py
-    [ws] aiohttp_helpers/websocket/
+    [ws] aiohttp_helpers/websocket/close.py
 
 Why three homes:
 
@@ -70,7 +70,7 @@ Why three homes:
   ``ValueError`` for a wrong ``after=``, an ``ExceptionGroup`` for several failures).
 - ``WSClose`` (``[ws]``) is not an error at all: it is control flow by which a WebSocket
   handler ends its connection with a close code and reason, after the HTTP answer (101)
-  has long been sent. It lives with the WebSocket handler that catches it.
+  has long been sent. It lives in ``websocket/close.py`` with the close frames it carries.
 
 A programmer's wrong argument is a plain ``TypeError`` / ``ValueError`` everywhere.
 
