@@ -13,6 +13,7 @@ from typing import Any
 
 from multidict import CIMultiDictProxy
 
+from .._words import counted
 from .errors import (
     InvalidMetadata,
     InvalidUploadHeader,
@@ -145,7 +146,9 @@ def parse_metadata(value: str | None, *, max_size: int, max_pairs: int) -> dict[
     if value is None:
         return {}
     if len(value) > max_size:
-        raise InvalidMetadata(f"Upload-Metadata is longer than {max_size} bytes", limit=max_size)
+        raise InvalidMetadata(
+            f"Upload-Metadata is longer than {counted(max_size, 'byte')}", limit=max_size
+        )
     out: dict[str, str] = {}
     if not value.strip():
         return out
@@ -160,7 +163,7 @@ def parse_metadata(value: str | None, *, max_size: int, max_pairs: int) -> dict[
             raise InvalidMetadata(f"Upload-Metadata key {key!r} is given twice")
         if len(out) >= max_pairs:
             raise InvalidMetadata(
-                f"Upload-Metadata has more than {max_pairs} keys", limit=max_pairs
+                f"Upload-Metadata has more than {counted(max_pairs, 'key')}", limit=max_pairs
             )
         text = ""
         if len(fields) == 2:

@@ -173,6 +173,23 @@ class Store:
 
     # -- locking ------------------------------------------------------------------------
 
+    def _open_locked(self, upload_id: str, mode: int, lock: int) -> int | None:
+        """Open the upload's bytes and take ``lock`` without waiting; ``None``: no such upload.
+
+        Raises:
+            BlockingIOError: another request holds a lock that conflicts.
+        """
+        try:
+            fd = os.open(self.data_path(upload_id), mode)
+        except FileNotFoundError:
+            return None
+        try:
+            fcntl.flock(fd, lock | fcntl.LOCK_NB)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
     def lock(self, upload_id: str) -> int | None:
         """Open and lock the upload's bytes; ``None`` when there is no such upload.
 
@@ -180,30 +197,17 @@ class Store:
             UploadLocked: another request holds the lock.
         """
         try:
-            fd = os.open(self.data_path(upload_id), os.O_RDWR)
-        except FileNotFoundError:
-            return None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return self._open_locked(upload_id, os.O_RDWR, fcntl.LOCK_EX)
         except BlockingIOError:
-            os.close(fd)
             raise UploadLocked() from None
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd
 
     def writing(self, upload_id: str) -> bool:
         """Whether a request holds the upload's write lock now (never blocks)."""
         try:
-            fd = os.open(self.data_path(upload_id), os.O_RDONLY)
-        except FileNotFoundError:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fd = self._open_locked(upload_id, os.O_RDONLY, fcntl.LOCK_SH)
         except BlockingIOError:
             return True
-        finally:
+        if fd is not None:
             os.close(fd)  # also releases the shared lock
         return False
 
