@@ -15,7 +15,7 @@ from multidict import CIMultiDict
 
 from .storage import UploadState
 
-__all__ = ["Dialect", "Opening"]
+__all__ = ["Dialect", "Headers", "Opening"]
 
 #: An answer's headers.
 Headers = CIMultiDict[str]

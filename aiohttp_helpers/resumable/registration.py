@@ -138,7 +138,11 @@ class ResumableUploads:
         return state
 
     def _running_hash(self, state: UploadState) -> Any:
-        """The running SHA-256 of the upload's bytes so far, if this process has it."""
+        """The running SHA-256 of the upload's bytes so far, if this process has it.
+
+        A fresh one for an empty upload; ``None`` when another process (or a restart)
+        wrote some of the bytes: the digest is then read from the file at the end.
+        """
         entry = self._running.pop(state.id, None)
         if entry is not None and entry[0] == state.offset:
             return entry[1]
