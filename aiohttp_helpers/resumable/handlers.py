@@ -66,10 +66,8 @@ Method = Callable[["ResumableUploads", web.Request, Dialect], Awaitable[web.Stre
 
 def dialect_of(headers: CIMultiDictProxy[str]) -> Dialect:
     """The dialect ``headers`` speak; a request that speaks none is refused with 412."""
-    speaks = protocol_of(headers)
-    if speaks.interop is None:
-        return TUS
-    return DRAFTS[speaks.interop]
+    interop = protocol_of(headers)
+    return TUS if interop is None else DRAFTS[interop]
 
 
 def answering(uploads: ResumableUploads, method: Method) -> Handler:
