@@ -20,7 +20,7 @@ from pytest_aiohttp import AiohttpClient
 
 import aiohttp_helpers as ah
 
-from .resumable_app import DONE_KEY, UPLOADS_KEY, create_app
+from .resumable_app import DONE_KEY, UPLOADS_KEY, create_app, held_patch
 
 TUS = {"Tus-Resumable": "1.0.0"}
 STREAM = {**TUS, "Content-Type": "application/offset+octet-stream"}
@@ -88,28 +88,6 @@ async def problem(resp: Any) -> dict[str, Any]:
     assert resp.content_type == "application/problem+json"
     doc: dict[str, Any] = json.loads(await resp.read())
     return doc
-
-
-async def held_patch(
-    client: Client, url: str, partial: Path
-) -> tuple[asyncio.Future[Any], asyncio.Event]:
-    """A PATCH that writes 5 bytes, then holds its lock until the event is set (5 more)."""
-    release = asyncio.Event()
-
-    async def slow() -> AsyncIterator[bytes]:
-        yield b"A" * 5
-        await release.wait()
-        yield b"A" * 5
-
-    writing = asyncio.ensure_future(
-        client.patch(url, headers={**STREAM, "Upload-Offset": "0"}, data=slow())
-    )
-    part = partial / (url.rsplit("/", 1)[1] + ".part")
-    for _ in range(100):
-        if part.stat().st_size == 5:
-            break
-        await asyncio.sleep(0.02)
-    return writing, release
 
 
 # -- tus 1.0 --------------------------------------------------------------------------
@@ -528,8 +506,8 @@ async def test_min_rate(make: MakeClient) -> None:
 
 async def test_concurrent_patches_one_wins(client: Client, tmp_path: Path) -> None:
     url = await create(client, 20)
-    first, release = await held_patch(client, url, tmp_path / "partial")
     part = tmp_path / "partial" / (url.rsplit("/", 1)[1] + ".part")
+    first, release = await held_patch(client, url, part)
     resp = await patch(client, url, 0, b"B" * 10)
     assert resp.status == 423
     assert resp.headers["Retry-After"] == "1"
@@ -742,8 +720,8 @@ async def test_sweep_skips_locked_and_removes_leftovers(make: MakeClient, tmp_pa
     client = await make(expires=1.0)
     partial = tmp_path / "partial"
     url = await create(client, 20)
-    writing, release = await held_patch(client, url, partial)
     part = partial / (url.rsplit("/", 1)[1] + ".part")
+    writing, release = await held_patch(client, url, part)
     # Leftovers: an unreadable state, a hand-over file of a process that died.
     junk = partial / ("a" * 32 + ".json")
     junk.write_text("{not json")
