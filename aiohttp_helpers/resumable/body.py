@@ -12,7 +12,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from .._compat import connection_closed, read_buffered, request_transport_gone
 from ..errors import BadRequest, RequestTimeout, UploadIdleTimeout, UploadTooSlow
 from ..uploads.files import no_room
-from .storage import out_of_room, write_all
+from .storage import out_of_room, pwrite_all
 
 __all__ = ["Appender", "BodyTimer", "read_into"]
 
@@ -84,7 +84,7 @@ def _store(fd: int, offset: int, chunks: list[bytes], hashers: list[Any]) -> Non
     written = os.pwritev(fd, chunks, offset) if len(chunks) <= _IOV_MAX else 0
     if written < total:
         # A short write (or too many pieces for one call): the rest, the plain way.
-        write_all(fd, b"".join(chunks)[written:], offset + written)
+        pwrite_all(fd, b"".join(chunks)[written:], offset + written)
 
 
 class Appender:

@@ -32,7 +32,7 @@ from ..errors import InsufficientStorage
 from ..uploads.files import no_room
 from .errors import UploadLocked
 
-__all__ = ["Store", "UploadState", "client_tag", "out_of_room", "valid_id", "write_all"]
+__all__ = ["Store", "UploadState", "client_tag", "out_of_room", "pwrite_all", "valid_id"]
 
 _ID = re.compile(r"[0-9a-f]{32}")
 STATE_VERSION = 1
@@ -86,7 +86,7 @@ class UploadState:
         return cls(**doc)
 
 
-def write_all(fd: int, data: bytes | memoryview, offset: int) -> None:
+def pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
     """Write all of ``data`` at ``offset`` (``pwrite`` may write less than asked)."""
     view = memoryview(data)
     while view:
@@ -138,7 +138,7 @@ class Store:
         fd, tmp = tempfile.mkstemp(prefix=f".{state.id}.", suffix=".tmp", dir=self.directory)
         try:
             try:
-                write_all(fd, state.to_json(), 0)
+                pwrite_all(fd, state.to_json(), 0)
             finally:
                 os.close(fd)
             os.replace(tmp, dest)
