@@ -11,12 +11,12 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from .._compat import connection_closed, read_buffered, request_transport_gone
 from ..errors import BadRequest, RequestTimeout, UploadIdleTimeout, UploadTooSlow
-from ..uploads.files import no_room
+from ..uploads.fs import no_room
 from .storage import out_of_room, pwrite_all
 
 __all__ = ["Appender", "BodyTimer", "read_into"]
 
-#: Bytes handed to the worker thread at once. Larger than uploads.files.WRITE_BATCH: a
+#: Bytes handed to the worker thread at once. Larger than uploads.spool.WRITE_BATCH: a
 #: PATCH carries megabytes, and on a busy machine each hop to the worker thread waits for
 #: a core (bench/resumable.py: 1 MiB batches ran at about 0.5 x drain+write, 4 MiB at 0.75).
 #: At most two batches of one upload are held at once.

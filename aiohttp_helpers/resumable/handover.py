@@ -13,7 +13,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from ..scope import request_scope
 from ..uploads.filenames import safe_filename
-from ..uploads.files import UploadedFile
+from ..uploads.uploaded import UploadedFile
 from .storage import Store, UploadState
 
 if TYPE_CHECKING:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InsufficientStorage
-from ..uploads.files import no_room
+from ..uploads.fs import no_room
 from .errors import UploadLocked
 
 __all__ = ["Store", "UploadState", "client_tag", "out_of_room", "pwrite_all", "valid_id"]
