@@ -13,7 +13,7 @@ from pytest_aiohttp import AiohttpClient
 
 import aiohttp_helpers as ah
 from aiohttp_helpers.testing import FormPart, multipart_body
-from aiohttp_helpers.uploads.files import WRITE_BATCH, Spool
+from aiohttp_helpers.uploads.spool import WRITE_BATCH, Spool
 
 from .test_uploads_support import listing, open_files
 
