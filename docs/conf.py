@@ -124,3 +124,26 @@ def setup(app):  # type: ignore[no-untyped-def]
             napoleon._process_docstring(app, what, name, obj, options, lines)
 
     app.connect("autodoc-process-docstring", process)
+    app.connect("missing-reference", _resolve_short_name)
+
+
+def _resolve_short_name(app, env, node, contnode):  # type: ignore[no-untyped-def]
+    """Resolve ``ClientWebSocket`` or ``ServerWebSocket.messages`` wherever it is documented.
+
+    Docstrings name objects as their own module sees them; the reference documents many
+    under ``aiohttp_helpers`` (re-exported) and others under their public submodule, so a
+    short name is looked up by its dotted suffix, the shortest (public) full name first.
+    """
+    from sphinx.util.nodes import make_refnode
+
+    if node.get("refdomain") != "py":
+        return None
+    target = node["reftarget"].lstrip(".~")
+    objects = env.get_domain("py").objects
+    found = sorted(
+        (name for name in objects if name.endswith("." + target)), key=lambda n: (len(n), n)
+    )
+    if not found:
+        return None
+    entry = objects[found[0]]
+    return make_refnode(app.builder, node["refdoc"], entry.docname, entry.node_id, contnode)

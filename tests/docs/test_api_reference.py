@@ -38,6 +38,18 @@ def test_public_modules_are_in_the_reference(module: str, api_ids: set[str]) -> 
     assert missing == []
 
 
+@pytest.mark.parametrize("module", ["aiohttp_helpers.websocket", "aiohttp_helpers.serving"])
+def test_submodule_names_are_in_the_reference(module: str, api_ids: set[str]) -> None:
+    """Each name is documented in the package (re-exported) or under its submodule."""
+    imported = __import__(module, fromlist=["__all__"])
+    missing = [
+        name
+        for name in imported.__all__
+        if not {f"aiohttp_helpers.{name}", f"{module}.{name}", f"{module}.testing.{name}"} & api_ids
+    ]
+    assert missing == []
+
+
 def test_behaviour_tables_are_rendered() -> None:
     html = (build_docs() / "behaviour.html").read_text(encoding="utf-8")
     for expected in ("file-too-large", "TRY_AGAIN_LATER", "max_body_size", "broadcast_backlog"):
