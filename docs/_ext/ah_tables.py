@@ -73,6 +73,14 @@ class _TableDirective(SphinxDirective):
         return list(container.children)
 
 
+PROBLEM_PREFIX = "urn:aiohttp-helpers:problem:"
+
+
+def _short_type(uri: str) -> str:
+    """The package's own problem types by their last part; others (IANA's) in full."""
+    return uri.removeprefix(PROBLEM_PREFIX)
+
+
 class ErrorTable(_TableDirective):
     """The HelpersError tree: class, status, problem type, meaning."""
 
@@ -87,7 +95,7 @@ class ErrorTable(_TableDirective):
                     [
                         indent + _ref(cls),
                         str(cls.status),
-                        f"``{cls.problem_type()}``",
+                        f"``{_short_type(cls.problem_type())}``",
                         _cell(_summary(cls)),
                     ]
                 )
