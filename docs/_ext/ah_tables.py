@@ -9,6 +9,9 @@ Directives:
 ``.. ah-close-code-table::``
     Every close code of ``aiohttp_helpers.websocket.codes``: name, meaning, who may send
     it and what a client should do (the ``Retry`` member's own ``#:`` comment).
+``.. ah-unreleased::``
+    The towncrier fragments in ``CHANGES/`` not yet collected into ``CHANGES.rst``,
+    grouped by the types ``pyproject.toml`` declares, as the next release will show them.
 ``.. ah-settings-table:: aiohttp_helpers.UploadLimits``
     Every field of a settings dataclass with its default. The meaning comes from the
     field's ``metadata["doc"]``, its ``#:`` comment, or the clauses of the class docstring
@@ -225,8 +228,45 @@ class SettingsTable(_TableDirective):
         return self.render(["option", "default", "meaning"], rows, "22 18 60")
 
 
+class Unreleased(SphinxDirective):
+    """The fragments of ``CHANGES/``, grouped by type as towncrier will."""
+
+    def run(self) -> list[nodes.Node]:
+        import tomllib
+        from pathlib import Path
+
+        root = Path(self.env.srcdir).parent
+        config = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+        towncrier = config["tool"]["towncrier"]
+        folder = root / towncrier.get("directory", "CHANGES/")
+        lines: list[str] = []
+        for kind in towncrier.get("type", []):
+            found = []
+            for path in folder.glob(f"*.{kind['directory']}*.rst"):
+                issue, _, rest = path.name.partition(".")
+                if rest.split(".")[0] != kind["directory"] or not issue.isdigit():
+                    continue
+                found.append((int(issue), path.name, path.read_text(encoding="utf-8").strip()))
+            if not found:
+                continue
+            lines += [f".. rubric:: {kind['name']}", ""]
+            for issue, _, text in sorted(found):
+                body = text.split("\n")
+                lines.append(f"- {body[0]}")
+                lines += [f"  {line}" if line.strip() else "" for line in body[1:]]
+                lines[-1] += f" (#{issue})"
+                lines.append("")
+        if not lines:
+            lines = ["Nothing yet."]
+        container = nodes.container()
+        source = self.get_source_info()[0]
+        self.state.nested_parse(StringList(lines, source=source), self.content_offset, container)
+        return list(container.children)
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("ah-error-table", ErrorTable)
     app.add_directive("ah-close-code-table", CloseCodeTable)
     app.add_directive("ah-settings-table", SettingsTable)
+    app.add_directive("ah-unreleased", Unreleased)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
