@@ -9,6 +9,8 @@ Directives:
 ``.. ah-close-code-table::``
     Every close code of ``aiohttp_helpers.websocket.codes``: name, meaning, who may send
     it and what a client should do (the ``Retry`` member's own ``#:`` comment).
+``.. ah-reconnect-table::``
+    The same codes grouped by what a client should do after them.
 ``.. ah-unreleased::``
     The towncrier fragments in ``CHANGES/`` not yet collected into ``CHANGES.rst``,
     grouped by the types ``pyproject.toml`` declares, as the next release will show them.
@@ -141,6 +143,25 @@ class CloseCodeTable(_TableDirective):
         )
 
 
+class ReconnectTable(_TableDirective):
+    """The close codes grouped by what a client should do after them."""
+
+    def run(self) -> list[nodes.Node]:
+        from aiohttp_helpers.websocket import codes
+
+        attr_docs = ModuleAnalyzer.for_module(codes.__name__).find_attr_docs()
+        groups: dict[object, list[str]] = {}
+        for code in [*range(1000, 1016), 3000, 4000]:
+            info = codes.close_code_info(code)
+            shown = {3000: "3000-3999", 4000: "4000-4999"}.get(code, f"{code} ``{info.name}``")
+            groups.setdefault(info.retry, []).append(shown)
+        rows = [
+            [", ".join(shown), _cell(" ".join(attr_docs.get(("Retry", retry.name), [])))]  # type: ignore[attr-defined]
+            for retry, shown in groups.items()
+        ]
+        return self.render(["close code", "a client should"], rows, "45 55")
+
+
 def _format_default(value: Any) -> str:
     if isinstance(value, bool) or value is None:
         return f"``{value!r}``"
@@ -267,6 +288,7 @@ class Unreleased(SphinxDirective):
 def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("ah-error-table", ErrorTable)
     app.add_directive("ah-close-code-table", CloseCodeTable)
+    app.add_directive("ah-reconnect-table", ReconnectTable)
     app.add_directive("ah-settings-table", SettingsTable)
     app.add_directive("ah-unreleased", Unreleased)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -48,7 +48,10 @@ ROOT = Path(__file__).resolve().parents[2]
 NOT_RUN = re.compile(
     r"^(?:<!--\s*docs:\s*not run:\s*(?P<md>.+?)\s*-->|\.\. docs: not run: (?P<rst>.+))$"
 )
-_FENCE = re.compile(r"^(?P<fence>```+|~~~+)\s*(?:\{code-block\}\s*)?(?P<lang>[\w+-]*)\s*$")
+# A fence, or a MyST directive fence: ```{code-block} python, ```{eval-rst}.
+_FENCE = re.compile(
+    r"^(?P<fence>```+|~~~+)\s*(?:\{(?P<directive>[\w-]+)\}\s*)?(?P<lang>[\w+-]*)\s*$"
+)
 _RST_BLOCK = re.compile(r"^\.\. (?:code-block|code|sourcecode):: *(?P<lang>[\w+-]+)\s*$")
 
 
@@ -98,7 +101,9 @@ def extract(path: Path) -> list[Block]:
             while end < len(lines) and not lines[end].startswith(fence.group("fence")):
                 end += 1
             code = "\n".join(lines[i + 1 : end])
-            blocks.append(Block(path, i + 1, fence.group("lang").lower(), code + "\n", pending))
+            directive = fence.group("directive")
+            lang = fence.group("lang") or ("" if directive == "code-block" else directive or "")
+            blocks.append(Block(path, i + 1, lang.lower(), code + "\n", pending))
             pending = None
             i = end + 1
             continue
