@@ -11,6 +11,9 @@ Directives:
     it and what a client should do (the ``Retry`` member's own ``#:`` comment).
 ``.. ah-reconnect-table::``
     The same codes grouped by what a client should do after them.
+``.. ah-signature-table:: aiohttp_helpers.add_resumable_uploads``
+    A function's keyword options with the defaults of its signature, and the meanings the
+    page gives (``name: meaning`` lines; a missing or unknown one is a warning).
 ``.. ah-unreleased::``
     The towncrier fragments in ``CHANGES/`` not yet collected into ``CHANGES.rst``,
     grouped by the types ``pyproject.toml`` declares, as the next release will show them.
@@ -285,10 +288,67 @@ class Unreleased(SphinxDirective):
         return list(container.children)
 
 
+class SignatureTable(_TableDirective):
+    """A function's parameters with the defaults of its signature.
+
+    The content gives each parameter's meaning as ``name: meaning`` (and, for a default
+    the signature cannot show, such as ``None`` meaning "the app's", ``name: [shown
+    default] meaning``). A parameter without a line, or a line for a parameter the function
+    does not have, is a warning.
+    """
+
+    required_arguments = 1
+    has_content = True
+
+    def run(self) -> list[nodes.Node]:
+        module_name, _, name = self.arguments[0].rpartition(".")
+        func = getattr(importlib.import_module(module_name), name)
+        params = {
+            p.name: p
+            for p in inspect.signature(func).parameters.values()
+            if p.name not in ("self", "app")
+        }
+        meanings: dict[str, tuple[str | None, str]] = {}
+        for line in self.content:
+            if not line.strip():
+                continue
+            key, _, text = line.partition(":")
+            key, text = key.strip(), text.strip()
+            shown = None
+            if text.startswith("["):
+                shown, _, text = text[1:].partition("]")
+                text = text.strip()
+            if key not in params:
+                logger.warning(
+                    "%s has no parameter %r (described in the page)",
+                    name,
+                    key,
+                    location=self.get_location(),
+                )
+                continue
+            meanings[key] = (shown, text)
+        rows = []
+        for key, param in params.items():
+            if key not in meanings:
+                logger.warning(
+                    "%s(%s=...) has no meaning documented", name, key, location=self.get_location()
+                )
+            shown, text = meanings.get(key, (None, ""))
+            if param.default is inspect.Parameter.empty:
+                default = "(required)"
+            else:
+                default = _format_default(param.default)
+                if shown:
+                    default += f": {shown}"
+            rows.append([f"``{key}``", default, _cell(text)])
+        return self.render(["option", "default", "meaning"], rows, "22 18 60")
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("ah-error-table", ErrorTable)
     app.add_directive("ah-close-code-table", CloseCodeTable)
     app.add_directive("ah-reconnect-table", ReconnectTable)
     app.add_directive("ah-settings-table", SettingsTable)
     app.add_directive("ah-unreleased", Unreleased)
+    app.add_directive("ah-signature-table", SignatureTable)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
