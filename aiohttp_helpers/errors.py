@@ -258,7 +258,7 @@ class _OverLimit(PayloadTooLarge):
     """A configured ``limit`` crossed (in ``field``): the detail is :attr:`template` filled in."""
 
     #: The detail, a :meth:`str.format` template of ``field``, ``limit`` (the number) and
-    #: ``amount`` (the limit counted in :attr:`unit`: "1 file", "4 files").
+    #: ``amount`` (the limit counted in ``unit``: "1 file", "4 files").
     template: ClassVar[str] = "over the limit of {limit}"
     #: What the limit counts, in the singular.
     unit: ClassVar[str] = "byte"
