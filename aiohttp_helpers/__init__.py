@@ -31,7 +31,15 @@ from .errors import (
     UploadIdleTimeout,
     UploadTooSlow,
 )
-from .lifecycle import AppState, HookError, HookOrderError, HookTimeout, Lifecycle, TeardownError
+from .lifecycle import (
+    AppState,
+    FrozenSignalError,
+    HookError,
+    HookOrderError,
+    HookTimeout,
+    Lifecycle,
+    TeardownError,
+)
 from .plugin import Helpers, configure, get_helpers, setup
 from .resumable import (
     ChecksumMismatch,
@@ -96,6 +104,7 @@ __all__ = [
     "FileTooLarge",
     "Forbidden",
     "Form",
+    "FrozenSignalError",
     "HeadersTooLarge",
     "Helpers",
     "HelpersError",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from aiohttp import payload, web, web_runner
 from aiohttp.streams import StreamReader
@@ -39,6 +39,7 @@ __all__ = [
     "part_headers",
     "read_buffered",
     "request_transport_gone",
+    "retype_client_ws",
     "run_app_handles",
     "set_expect_handler",
     "stale_drain_cancelled",
@@ -51,6 +52,8 @@ __all__ = [
 
 #: The aiohttp releases these workarounds were written and tested for (``aiohttp<3.15``).
 TESTED_AIOHTTP = ">=3.14,<3.15"
+
+_ClientWS = TypeVar("_ClientWS", bound="ClientWebSocketResponse")
 
 
 # -- WebSockets: the writer and transport behind a response ----------------------------
@@ -120,6 +123,22 @@ def on_frame_sent(ws: web.WebSocketResponse, callback: Callable[[bytes, int], No
 
     writer.send_frame = reporting_send_frame  # type: ignore[union-attr]
     return True
+
+
+def retype_client_ws(ws: ClientWebSocketResponse, cls: type[_ClientWS]) -> _ClientWS:
+    """``ws`` made an instance of ``cls``, a subclass of its class that adds only behaviour.
+
+    aiohttp 3.14: a ``ClientSession`` takes its WebSocket class once, for every
+    ``ws_connect()`` (``ws_response_class``); no call can ask for another, and
+    ``ws_connect(session, url)`` is handed a session it did not make. Changing the
+    class of the response it returns (a plain Python object, no ``__slots__``) keeps
+    aiohttp's state and gives it the subclass's methods, where replacing the methods of
+    one instance would hide them from type checkers. Upstream: no upstream issue found.
+    """
+    if not issubclass(cls, type(ws)):
+        raise TypeError(f"{cls.__name__} is not a subclass of {type(ws).__name__}")
+    ws.__class__ = cls
+    return ws  # type: ignore[return-value]
 
 
 class FrameParser(Protocol):

@@ -18,15 +18,16 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 from aiohttp import WSMsgType, web
 
 from ._compat import on_frame_sent
+from .config import UploadLimits
 from .errors import HelpersError
-from .keys import HELPERS_KEY, PROBLEM_KEY
-from .lifecycle import AppState
-from .websocket.handler import ServerWebSocket
-from .websocket.registry import TOO_MANY, TOO_MANY_FROM_CLIENT
+from .keys import LIFECYCLE_KEY, PROBLEM_KEY, SIGNALS_KEY, UPLOAD_LIMITS_KEY, WEBSOCKETS_KEY
+from .serving import AppState
+from .websocket.close import TOO_MANY, TOO_MANY_FROM_CLIENT
+from .websocket.server import ServerWebSocket
 
 if TYPE_CHECKING:
-    from .plugin import Helpers
     from .uploads import UploadedFile
+    from .websocket.registry import WebSocketRegistry
 
 __all__ = [
     "UNMATCHED",
@@ -196,8 +197,8 @@ class WebSocketTotals:
 class Observer:
     """Receives an app's events; the Prometheus and OpenTelemetry sides override ``on_*``.
 
-    Connecting appends receivers to the signals of the app's :class:`~aiohttp_helpers.Helpers`
-    (frozen when the app starts), so it must happen after ``setup()`` and before then.
+    Connecting appends receivers to the app's request signals and lifecycle signals (frozen
+    when the app starts), so it must happen after ``setup()`` and before then.
     """
 
     #: Which setup function this is, for error messages.
@@ -205,33 +206,39 @@ class Observer:
 
     def __init__(self, app: web.Application) -> None:
         self.app = app
-        helpers = app.get(HELPERS_KEY)
-        if helpers is None:
+        signals = app.get(SIGNALS_KEY)
+        lifecycle = app.get(LIFECYCLE_KEY)
+        websockets = app.get(WEBSOCKETS_KEY)
+        if signals is None or lifecycle is None or websockets is None:
             raise RuntimeError(
                 f"{self.what} needs aiohttp_helpers.setup(app) first: call setup(app), "
                 f"then {self.what}"
             )
-        if app.frozen or app.pre_frozen or helpers.signals.frozen:
+        if app.frozen or app.pre_frozen or signals.frozen:
             raise RuntimeError(
                 f"{self.what} must be called before the application is frozen; this one "
                 "already is (add_subapp() freezes a sub-app at once, and so does starting "
                 f"the app): call {self.what} right after aiohttp_helpers.setup(app)"
             )
-        self.helpers: Helpers = helpers
-        #: The Helpers of the sub-apps that went through setup() themselves (at startup).
-        self.sub_helpers: list[Helpers] = []
+        self.signals = signals
+        self.lifecycle = lifecycle
+        self.websockets = websockets
+        #: The sub-apps that went through setup() themselves (found at startup), and
+        #: their WebSocket registries.
+        self.sub_apps: list[web.Application] = []
+        self.sub_websockets: list[WebSocketRegistry] = []
         self.websocket_totals = WebSocketTotals()
         self.drain_started: float | None = None
         self.drain_seconds: float | None = None
 
     @property
     def state(self) -> AppState:
-        return self.helpers.state
+        return self.lifecycle.state
 
     def connect(self) -> None:
         """Append this observer's receivers to the app's signals."""
-        signals = self.helpers.signals
-        lifecycle = self.helpers.lifecycle
+        signals = self.signals
+        lifecycle = self.lifecycle
         pairs: list[tuple[Any, Callable[..., Awaitable[None]]]] = [
             (signals.on_request_start, self._request_start),
             (signals.on_request_end, self._request_end),
@@ -262,13 +269,16 @@ class Observer:
                     continue
                 seen.add(id(sub))
                 pending.append(sub)
-                helpers = sub.get(HELPERS_KEY)
-                if helpers is None or helpers.signals.frozen:
+                signals = sub.get(SIGNALS_KEY)
+                if signals is None or signals.frozen:
                     continue
-                self.sub_helpers.append(helpers)
-                helpers.signals.on_upload.append(self._upload)
-                helpers.signals.on_ws_open.append(self._ws_open)
-                helpers.signals.on_ws_close.append(self._ws_close)
+                self.sub_apps.append(sub)
+                websockets = sub.get(WEBSOCKETS_KEY)
+                if websockets is not None:
+                    self.sub_websockets.append(websockets)
+                signals.on_upload.append(self._upload)
+                signals.on_ws_open.append(self._ws_open)
+                signals.on_ws_close.append(self._ws_close)
 
     # -- receivers (async, as aiosignal wants): thin, the work is in the on_* methods --
 
@@ -349,11 +359,11 @@ class Observer:
         return self.drain_seconds
 
     def open_websockets(self) -> int:
-        return sum(len(h.websockets) for h in (self.helpers, *self.sub_helpers))
+        return sum(len(registry) for registry in (self.websockets, *self.sub_websockets))
 
     def registry_counters(self) -> Iterator[tuple[str, int]]:
         """The registry's broadcast counters, those it has (``broadcasts``, ...)."""
-        registry = self.helpers.websockets
+        registry = self.websockets
         for name in ("broadcasts", "deliveries", "slow_closes"):
             value = getattr(registry, name, None)
             if isinstance(value, int) and not isinstance(value, bool):
@@ -384,7 +394,10 @@ class Observer:
         return close_code_label(code, who), who
 
     def spooled_bytes(self) -> int:
-        directories = {h.limits.tmp_dir for h in (self.helpers, *self.sub_helpers)}
+        default = UploadLimits()
+        directories = {
+            app.get(UPLOAD_LIMITS_KEY, default).tmp_dir for app in (self.app, *self.sub_apps)
+        }
         return sum(spooled_bytes(directory) for directory in directories)
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from ._validate import positive
+from ._words import counted
 from .broadcast import Deliver
 
 if TYPE_CHECKING:
@@ -367,11 +368,11 @@ class RedisBroadcast:
         self._connected = True
         if self._lost_at:
             log.info(
-                "subscribed to Redis at %s again after %.1f s; %d broadcasts were not sent "
-                "to the other processes meanwhile",
+                "subscribed to Redis at %s again after %.1f s; %s not sent to the other "
+                "processes meanwhile",
                 self._where,
                 time.monotonic() - self._lost_at,
-                self.dropped - self._dropped_at_loss,
+                _were(self.dropped - self._dropped_at_loss, "broadcast"),
             )
         self._lost_at = 0.0
         self._warned_drop = False
@@ -424,3 +425,8 @@ class RedisBroadcast:
             await deliver(group, data)
         except Exception:
             log.exception("delivering a broadcast from Redis failed")
+
+
+def _were(count: int, noun: str) -> str:
+    """``count`` ``noun`` with its verb: 1 broadcast was, 2 broadcasts were."""
+    return f"{counted(count, noun)} {'was' if count == 1 else 'were'}"

@@ -43,8 +43,9 @@ Every exception the package raises on purpose, and where it lives::
     │       ├── ServiceUnavailable       503  the server is stopping: retry (``Retry-After``)
     │       └── InsufficientStorage      507  the spool directory is full (ENOSPC)
     ├── RuntimeError
-    │   └── HookError                         a lifecycle hook failed                         [l]
-    │       └── HookTimeout                   a lifecycle hook ran past its timeout           [l]
+    │   ├── HookError                         a lifecycle hook failed                         [l]
+    │   │   └── HookTimeout                   a lifecycle hook ran past its timeout           [l]
+    │   └── FrozenSignalError                 a receiver or hook added after the app started  [l]
     ├── ValueError
     │   └── HookOrderError                    ``after=`` names no hook, or hooks in a cycle   [l]
     ├── ExceptionGroup[HookError]
@@ -54,7 +55,7 @@ Every exception the package raises on purpose, and where it lives::
     unmarked: this module (aiohttp_helpers/errors.py)
     [r]  aiohttp_helpers/resumable/errors.py
     [l]  aiohttp_helpers/lifecycle/errors.py
-    [ws] aiohttp_helpers/websocket/
+    [ws] aiohttp_helpers/websocket/close.py
 
 Why three homes:
 
@@ -69,7 +70,7 @@ Why three homes:
   ``ValueError`` for a wrong ``after=``, an ``ExceptionGroup`` for several failures).
 - ``WSClose`` (``[ws]``) is not an error at all: it is control flow by which a WebSocket
   handler ends its connection with a close code and reason, after the HTTP answer (101)
-  has long been sent. It lives with the WebSocket handler that catches it.
+  has long been sent. It lives in ``websocket/close.py`` with the close frames it carries.
 
 A programmer's wrong argument is a plain ``TypeError`` / ``ValueError`` everywhere.
 
@@ -91,6 +92,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from aiohttp import web
+
+from ._words import counted
 
 if TYPE_CHECKING:
     from aiohttp.abc import AbstractStreamWriter
@@ -134,6 +137,11 @@ def _slug(name: str) -> str:
             out.append("-")
         out.append(ch.lower())
     return "".join(out)
+
+
+def _measured(value: float, unit: str) -> str:
+    """``value`` (shown as ``:g`` shows it) and ``unit``, in the plural unless it is 1."""
+    return counted(1, unit) if value == 1 else f"{value:g} {unit}s"
 
 
 class HelpersError(web.HTTPException):
@@ -222,7 +230,7 @@ class UploadIdleTimeout(RequestTimeout):
     title = "Upload stalled"
 
     def __init__(self, timeout: float) -> None:
-        super().__init__(f"no request body bytes arrived for {timeout:g} seconds")
+        super().__init__(f"no request body bytes arrived for {_measured(timeout, 'second')}")
         self.timeout = timeout
 
 
@@ -233,7 +241,7 @@ class UploadTooSlow(RequestTimeout):
 
     def __init__(self, min_rate: float) -> None:
         super().__init__(
-            f"the request body arrived slower than {min_rate:g} bytes per second",
+            f"the request body arrived slower than {_measured(min_rate, 'byte')} per second",
             limit=int(min_rate),
         )
         self.min_rate = min_rate
@@ -249,11 +257,14 @@ class PayloadTooLarge(HelpersError):
 class _OverLimit(PayloadTooLarge):
     """A configured ``limit`` crossed (in ``field``): the detail is :attr:`template` filled in."""
 
-    #: The detail, a :meth:`str.format` template of ``field`` and ``limit``.
+    #: The detail, a :meth:`str.format` template of ``field``, ``limit`` (the number) and
+    #: ``amount`` (the limit counted in ``unit``: "1 file", "4 files").
     template: ClassVar[str] = "over the limit of {limit}"
+    #: What the limit counts, in the singular.
+    unit: ClassVar[str] = "byte"
 
     def __init__(self, limit: int, field: str | None = None) -> None:
-        detail = self.template.format(field=field, limit=limit)
+        detail = self.template.format(field=field, limit=limit, amount=counted(limit, self.unit))
         super().__init__(detail, field=field, limit=limit)
 
 
@@ -268,42 +279,45 @@ class BodyTooLarge(_OverLimit):
     """The request body is larger than ``max_body_size`` bytes."""
 
     title = "Request body too large"
-    template = "request body is larger than {limit} bytes"
+    template = "request body is larger than {amount}"
 
 
 class FileTooLarge(_FieldOverLimit):
     """A file is larger than ``max_file_size`` bytes."""
 
     title = "File too large"
-    template = "file in field {field!r} is larger than {limit} bytes"
+    template = "file in field {field!r} is larger than {amount}"
 
 
 class FieldTooLarge(_FieldOverLimit):
     """A text field is larger than ``max_field_size`` bytes."""
 
     title = "Field too large"
-    template = "field {field!r} is larger than {limit} bytes"
+    template = "field {field!r} is larger than {amount}"
 
 
 class TooManyFiles(_OverLimit):
     """More than ``max_files`` files."""
 
     title = "Too many files"
-    template = "more than {limit} files in the form"
+    template = "more than {amount} in the form"
+    unit = "file"
 
 
 class TooManyFields(_OverLimit):
     """More than ``max_fields`` text fields."""
 
     title = "Too many fields"
-    template = "more than {limit} text fields in the form"
+    template = "more than {amount} in the form"
+    unit = "text field"
 
 
 class TooManyParts(_OverLimit):
     """More than ``max_parts`` parts."""
 
     title = "Too many parts"
-    template = "more than {limit} parts in the body"
+    template = "more than {amount} in the body"
+    unit = "part"
 
 
 class HeadersTooLarge(PayloadTooLarge):
@@ -316,21 +330,22 @@ class PreambleTooLarge(_OverLimit):
     """The preamble before the first boundary, or the epilogue after the last, is too long."""
 
     title = "Preamble too large"
-    template = "more than {limit} bytes outside the multipart boundaries"
+    template = "more than {amount} outside the multipart boundaries"
 
 
 class NestingTooDeep(_OverLimit):
     """Nested multipart parts go deeper than ``max_depth``."""
 
     title = "Multipart nesting too deep"
-    template = "multipart parts are nested deeper than {limit} levels"
+    template = "multipart parts are nested deeper than {amount}"
+    unit = "level"
 
 
 class DecodedTooLarge(_FieldOverLimit):
     """Decoded (decompressed) data is over its limit: a compression bomb, say."""
 
     title = "Decoded data too large"
-    template = "decoded data of field {field!r} is larger than {limit} bytes"
+    template = "decoded data of field {field!r} is larger than {amount}"
 
 
 class _SentContentType:
@@ -351,7 +366,7 @@ class FieldsMemoryExceeded(_OverLimit):
     """The form's text fields together hold more than ``max_fields_memory`` decoded bytes."""
 
     title = "Form fields too large"
-    template = "the form's text fields hold more than {limit} bytes together"
+    template = "the form's text fields hold more than {amount} together"
 
 
 class UnsupportedMediaType(HelpersError):
@@ -362,13 +377,14 @@ class UnsupportedMediaType(HelpersError):
 
 
 class NotMultipart(_SentContentType, UnsupportedMediaType):
-    """A multipart body was required and something else came."""
+    """A multipart body was required (or, with ``urlencoded``, a form of either kind)."""
 
     title = "Multipart body required"
 
-    def __init__(self, content_type: str) -> None:
+    def __init__(self, content_type: str, *, urlencoded: bool = False) -> None:
         shown = content_type[:100] or "(none)"
-        super().__init__(f"expected a multipart/* body, got Content-Type {shown!r}")
+        also = " or application/x-www-form-urlencoded" if urlencoded else ""
+        super().__init__(f"expected a multipart/*{also} body, got Content-Type {shown!r}")
         self.content_type = content_type
 
 

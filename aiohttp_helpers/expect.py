@@ -24,6 +24,7 @@ from ._compat import expect_handler, set_expect_handler
 from .config import UploadLimits
 from .errors import BodyTooLarge, HelpersError, NotMultipart
 from .problem import error_response
+from .uploads.counts import check_declared_length
 from .uploads.limits import ROUTE_LIMITS_ATTR
 
 __all__ = ["declared_error", "install_expect_handlers"]
@@ -42,10 +43,11 @@ def declared_error(request: web.BaseRequest, limits: UploadLimits) -> HelpersErr
     ctype = request.headers.get(hdrs.CONTENT_TYPE, "")
     media = ctype.partition(";")[0].strip().lower()
     if not media.startswith("multipart/") and media not in _FORM_TYPES:
-        return NotMultipart(ctype)
-    length = request.content_length
-    if length is not None and length > limits.max_body_size:
-        return BodyTooLarge(limits.max_body_size)
+        return NotMultipart(ctype, urlencoded=True)
+    try:
+        check_declared_length(request.headers, limits.max_body_size)
+    except BodyTooLarge as error:
+        return error
     return None
 
 

@@ -45,7 +45,7 @@ from aiohttp import web
 from aiohttp.worker import GunicornWebWorker
 
 from ._compat import gunicorn_access_log_format, gunicorn_ssl_context
-from .keys import HELPERS_KEY
+from .keys import LIFECYCLE_KEY
 from .lifecycle import Lifecycle
 
 __all__ = ["Worker"]
@@ -195,8 +195,7 @@ class Worker(GunicornWebWorker):
 
 
 def _lifecycle(app: web.Application) -> Lifecycle | None:
-    helpers = app.get(HELPERS_KEY)
-    if helpers is None:
+    lifecycle = app.get(LIFECYCLE_KEY)
+    if lifecycle is None:
         log.warning("aiohttp_helpers.setup() was not called on the app: the worker cannot drain it")
-        return None
-    return helpers.lifecycle
+    return lifecycle

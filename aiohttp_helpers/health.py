@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .lifecycle import AppState, Lifecycle
+from .serving import AppState, ServingState
 
 __all__ = ["add_health_routes"]
 
 _HEADERS = {"Cache-Control": "no-store"}
 
 
-def add_health_routes(app: web.Application, prefix: str, lifecycle: Lifecycle) -> None:
+def add_health_routes(app: web.Application, prefix: str, lifecycle: ServingState) -> None:
     """Answer ``GET <prefix>/live`` and ``GET <prefix>/ready`` (and ``HEAD``) on ``app``.
 
     ``live`` answers 200 for as long as the process serves requests, whatever the state.

@@ -25,8 +25,10 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from ._words import counted
 from .errors import ServiceUnavailable
 from .problem import error_response
+from .serving import AppState
 
 if TYPE_CHECKING:
     from .lifecycle import Lifecycle
@@ -170,10 +172,10 @@ class InFlight:
         if entries:
             tasks = [entry.task for entry in entries]
             log.warning(
-                "%s: ended %d request(s) still in flight "
+                "%s: ended %s still in flight "
                 "(503 + Retry-After where the body was still arriving, else connection closed)",
                 why,
-                len(entries),
+                counted(len(entries), "request"),
             )
             await asyncio.wait(tasks, timeout=grace)
         return len(entries)
@@ -185,8 +187,6 @@ def make_in_flight(lifecycle: Lifecycle) -> InFlightRunner:
     Not a middleware of its own: aiohttp wraps every middleware around the handler again
     on each request, which cost a hello-world request about as much as all of this.
     """
-    from .lifecycle import AppState  # lifecycle.py imports this module
-
     ready = AppState.READY
 
     async def aiohttp_helpers_in_flight(
@@ -242,8 +242,6 @@ def make_prepare_receiver(
     before the drain and whose body still arrives at the bound (a streaming echo) is then
     taken for one not answered yet; its connection is closed either way.
     """
-    from .lifecycle import AppState  # lifecycle.py imports this module
-
     ready = AppState.READY
 
     async def aiohttp_helpers_started(request: web.Request, response: web.StreamResponse) -> None:

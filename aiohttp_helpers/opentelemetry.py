@@ -36,7 +36,7 @@ except ImportError as exc:  # pragma: no cover (the extra is installed for the t
 from . import __version__
 from .keys import SPAN_KEY, TRACING_KEY
 from .lifecycle import AppState
-from .websocket.handler import ServerWebSocket
+from .websocket.server import ServerWebSocket
 
 if TYPE_CHECKING:
     from .uploads import UploadedFile

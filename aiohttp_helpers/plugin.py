@@ -27,14 +27,15 @@ from .websocket.registry import WebSocketRegistry
 
 __all__ = ["Helpers", "configure", "get_helpers", "setup"]
 
+_DEFAULT_LIMITS = UploadLimits()
+_DEFAULT_WEBSOCKETS = WebSocketSettings()
+
 
 @dataclass(eq=False)
 class Helpers:
     """What ``setup()`` installed on one application."""
 
     app: web.Application
-    limits: UploadLimits
-    websocket_settings: WebSocketSettings
     signals: RequestSignals
     lifecycle: Lifecycle
     websockets: WebSocketRegistry
@@ -48,6 +49,20 @@ class Helpers:
     def state(self) -> AppState:
         """The application's :class:`AppState`."""
         return self.lifecycle.state
+
+    @property
+    def limits(self) -> UploadLimits:
+        """The app's own upload limits (``app[UPLOAD_LIMITS_KEY]``; the defaults when unset).
+
+        Requests read them through ``request.config_dict``, so a sub-app without its own
+        inherits its parent's; set them with ``setup()`` or :func:`configure`.
+        """
+        return self.app.get(UPLOAD_LIMITS_KEY, _DEFAULT_LIMITS)
+
+    @property
+    def websocket_settings(self) -> WebSocketSettings:
+        """The app's own WebSocket settings (``app[WS_SETTINGS_KEY]``; the defaults when unset)."""
+        return self.app.get(WS_SETTINGS_KEY, _DEFAULT_WEBSOCKETS)
 
 
 def _refuse_frozen(app: web.Application, what: str) -> None:
@@ -116,59 +131,59 @@ def setup(
     if websockets is not None:
         app[WS_SETTINGS_KEY] = websockets
     signals = RequestSignals(app, strict=strict_signals)
+    lifecycle = Lifecycle(app, drain_delay=float(drain_delay), drain_timeout=float(drain_timeout))
+    # The registries are handed the lifecycle as the narrow view they need (ServingState:
+    # refuse while draining, 1012 when restarting); they never import the lifecycle.
+    websocket_registry = WebSocketRegistry(websockets, lifecycle=lifecycle)
+    streams = StreamRegistry(lifecycle=lifecycle)
     helpers = Helpers(
         app=app,
-        limits=limits or UploadLimits(),
-        websocket_settings=websockets or WebSocketSettings(),
         signals=signals,
-        lifecycle=Lifecycle(
-            app, drain_delay=float(drain_delay), drain_timeout=float(drain_timeout)
-        ),
-        websockets=WebSocketRegistry(websockets),
+        lifecycle=lifecycle,
+        websockets=websocket_registry,
         health=health,
         drain_delay=float(drain_delay),
+        streams=streams,
         drain_timeout=float(drain_timeout),
     )
     app[HELPERS_KEY] = helpers
     # Each feature finds its own part through its own key, never through Helpers.
-    app[LIFECYCLE_KEY] = helpers.lifecycle
+    app[LIFECYCLE_KEY] = lifecycle
     app[SIGNALS_KEY] = signals
-    app[WEBSOCKETS_KEY] = helpers.websockets
-    app[STREAMS_KEY] = helpers.streams
+    app[WEBSOCKETS_KEY] = websocket_registry
+    app[STREAMS_KEY] = streams
     # One middleware: errors answered, request signals, and inside them the requests in
     # flight, which stopping waits for (and ends at drain_timeout), Connection: close while
     # not ready, 503 + Retry-After answers.
-    app.middlewares.append(make_middleware(signals, make_in_flight(helpers.lifecycle)))
-    app.on_response_prepare.append(make_prepare_receiver(helpers.lifecycle))
-    helpers.streams.lifecycle = helpers.lifecycle
+    app.middlewares.append(make_middleware(signals, make_in_flight(lifecycle)))
+    app.on_response_prepare.append(make_prepare_receiver(lifecycle))
 
     async def _freeze_signals(app: web.Application) -> None:
         signals.freeze()
-        helpers.lifecycle.on_state_change.freeze()
+        lifecycle.on_state_change.freeze()
 
     app.on_startup.insert(0, _freeze_signals)
 
     # Lifecycle: the package's hooks start first (cleanup_ctx[0]) and are torn down last
-    # (on_cleanup, moved to the end at startup); stopping drains, closes WebSockets, then
-    # runs the shutdown hooks, all from on_shutdown[0]. See lifecycle.py.
-    lifecycle = helpers.lifecycle
+    # (on_cleanup, moved to the end at startup); stopping drains, runs the stop steps,
+    # then the shutdown hooks, all from on_shutdown[0]. See the lifecycle package.
     app.cleanup_ctx.insert(0, lifecycle.cleanup_context)
     app.on_shutdown.insert(0, lifecycle.shutdown_receiver)
     app.on_cleanup.append(lifecycle.cleanup_receiver)
     if health is not None:
         add_health_routes(app, health, lifecycle)
 
-    # WebSockets: refusals follow the app's state; every open socket gets 1001 (1012 when
-    # restarting) from the lifecycle's shutdown sequence (after the drain, before the
-    # shutdown hooks: it calls helpers.websockets.shutdown()); the broadcast backend
-    # lives from startup to cleanup.
-    helpers.websockets.lifecycle = helpers.lifecycle
+    # Stop steps, run concurrently after the drain and before the shutdown hooks: every
+    # open WebSocket gets 1001 (1012 when restarting), every stream is ended.
+    lifecycle.add_stop_step("close WebSockets", websocket_registry.shutdown)
+    lifecycle.add_stop_step("end streams", streams.shutdown)
 
+    # WebSockets: the broadcast backend lives from startup to cleanup.
     async def _start_broadcast(app: web.Application) -> None:
-        await helpers.websockets.start()
+        await websocket_registry.start()
 
     async def _stop_broadcast(app: web.Application) -> None:
-        await helpers.websockets.stop()
+        await websocket_registry.stop()
 
     app.on_startup.append(_start_broadcast)
     app.on_cleanup.append(_stop_broadcast)
@@ -198,19 +213,17 @@ def configure(
         if not isinstance(limits, UploadLimits):
             raise TypeError(f"limits must be an UploadLimits, got {type(limits).__name__}")
         app[UPLOAD_LIMITS_KEY] = limits
-        helpers = app.get(HELPERS_KEY)
-        if helpers is not None:
-            helpers.limits = limits
     if websockets is not None:
         if not isinstance(websockets, WebSocketSettings):
             raise TypeError(
                 f"websockets must be a WebSocketSettings, got {type(websockets).__name__}"
             )
         app[WS_SETTINGS_KEY] = websockets
-        helpers = app.get(HELPERS_KEY)
-        if helpers is not None:
-            helpers.websocket_settings = websockets
-            helpers.websockets.settings = websockets
+        registry = app.get(WEBSOCKETS_KEY)
+        if registry is not None:
+            # The registry keeps the settings it was built with (it is also used without
+            # an app): it follows the app's.
+            registry.settings = websockets
 
 
 def get_helpers(app: web.Application) -> Helpers:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, TypeVarTuple
+from typing import TYPE_CHECKING, Any, Self, TypeVarTuple
 
 from aiohttp import web
 from aiosignal import Signal
@@ -12,11 +12,28 @@ from aiosignal import Signal
 if TYPE_CHECKING:
     from .uploads import UploadedFile
 
-__all__ = ["RequestSignals", "SafeSignal"]
+__all__ = ["FrozenSignalError", "RequestSignals", "SafeSignal"]
 
 log = logging.getLogger("aiohttp_helpers.signals")
 
 _Ts = TypeVarTuple("_Ts")
+
+
+class FrozenSignalError(RuntimeError):
+    """A receiver or a lifecycle hook was added after the application started.
+
+    The package's signals (and the lifecycle's hooks) are frozen when the application
+    starts, as aiohttp freezes its own; the message names the signal and says what to do
+    instead.
+    """
+
+
+def _too_late(name: str) -> FrozenSignalError:
+    return FrozenSignalError(
+        f"cannot change the receivers of {name}: the application has started and its "
+        "signals are frozen; add receivers before it starts (right after "
+        "aiohttp_helpers.setup(app), before web.run_app() or add_subapp())"
+    )
 
 
 class SafeSignal(Signal[*_Ts]):
@@ -40,6 +57,51 @@ class SafeSignal(Signal[*_Ts]):
 
     def __repr__(self) -> str:
         return f"<SafeSignal {self._name} frozen={self.frozen} receivers={list(self)!r}>"
+
+    # aiosignal's frozen list says only "Cannot modify frozen list": say what to do instead.
+    def _check_open(self) -> None:
+        if self.frozen:
+            raise _too_late(self._name)
+
+    def append(self, value: Any) -> None:
+        self._check_open()
+        super().append(value)
+
+    def insert(self, index: int, value: Any) -> None:
+        self._check_open()
+        super().insert(index, value)
+
+    def extend(self, values: Any) -> None:
+        self._check_open()
+        super().extend(values)
+
+    def __iadd__(self, values: Any) -> Self:
+        self._check_open()
+        return super().__iadd__(values)
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        self._check_open()
+        super().__setitem__(index, value)
+
+    def __delitem__(self, index: Any) -> None:
+        self._check_open()
+        super().__delitem__(index)
+
+    def remove(self, value: Any) -> None:
+        self._check_open()
+        super().remove(value)
+
+    def pop(self, index: int = -1) -> Any:
+        self._check_open()
+        return super().pop(index)
+
+    def clear(self) -> None:
+        self._check_open()
+        super().clear()
+
+    def reverse(self) -> None:
+        self._check_open()
+        super().reverse()
 
     async def send(self, *args: *_Ts, **kwargs: Any) -> None:
         if not self.frozen:

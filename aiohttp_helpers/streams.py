@@ -21,18 +21,19 @@ import functools
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
 from aiohttp import web
 
+from ._words import counted
 from .errors import ServiceUnavailable
-from .keys import HELPERS_KEY
-from .serving import REFUSING_STATES
+from .keys import STREAMS_KEY
+from .serving import REFUSING_STATES, ServingState
 
 if TYPE_CHECKING:
-    from .lifecycle import Lifecycle
+    from .inflight import InFlight
 
-__all__ = ["StreamRegistry", "prepare_stream", "stream_handler"]
+__all__ = ["StreamRegistry", "StreamServing", "prepare_stream", "stream_handler"]
 
 log = logging.getLogger("aiohttp_helpers.streams")
 
@@ -54,13 +55,26 @@ class _Stream:
         self.ended = False
 
 
+class StreamServing(ServingState, Protocol):
+    """What the stream registry asks of the lifecycle: its state, and the requests in flight.
+
+    A stream is left out of the in-flight wait when the app stops (it never ends by itself).
+    """
+
+    @property
+    def in_flight(self) -> InFlight: ...
+
+
 class StreamRegistry:
     """The open streams of one application (``helpers.streams``): ``len()``, iteration.
 
-    Iterating gives the prepared responses, oldest first.
+    Iterating gives the prepared responses, oldest first. ``lifecycle`` (what ``setup()``
+    hands it) decides refusals: no new stream while the app drains or stops.
     """
 
-    def __init__(self, *, lifecycle: Lifecycle | None = None, close_timeout: float = 1.0) -> None:
+    def __init__(
+        self, *, lifecycle: StreamServing | None = None, close_timeout: float = 1.0
+    ) -> None:
         self.lifecycle = lifecycle
         #: Seconds a stream has to end by itself once told, before its handler is cancelled.
         self.close_timeout = close_timeout
@@ -158,22 +172,22 @@ class StreamRegistry:
                 tasks[task].ended = True
                 task.cancel()
             if pending:
-                log.info("cancelled %d stream handler(s) still running", len(pending))
+                log.info("cancelled %s still running", counted(len(pending), "stream handler"))
                 await asyncio.wait(pending, timeout=grace)
         return len(streams)
 
     async def shutdown(self) -> int:
         """Refuse new streams, then end every open one (``setup()`` wires it to stopping)."""
         if self._streams:
-            log.debug("ending %d streams", len(self._streams))
+            log.debug("ending %s", counted(len(self._streams), "stream"))
         return await self.close_all()
 
 
 def _registry(request: web.Request) -> StreamRegistry:
-    helpers = request.config_dict.get(HELPERS_KEY)
-    if helpers is None:
+    registry = request.config_dict.get(STREAMS_KEY)
+    if registry is None:
         raise RuntimeError("aiohttp_helpers.setup(app) was not called on this application")
-    return helpers.streams
+    return registry
 
 
 async def prepare_stream(request: web.Request, response: R) -> R:

@@ -29,7 +29,7 @@ And the server's memory per idle connection: (RSS with every client connected - 
 before the first) / clients. Medians of the rounds are shown, with ratios against ours.
 Prints tables; asserts nothing.
 
-    python bench/broadcast.py [--clients 1000,10000] [--rounds 3] [--burst 40] [--redis]
+    python -m bench.broadcast [--clients 1000,10000] [--rounds 3] [--burst 40] [--redis]
 """
 
 from __future__ import annotations
@@ -40,23 +40,25 @@ import base64
 import contextlib
 import gc
 import os
-import shutil
 import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-# Run as a script, bench/ comes first on the path, where bench/websockets.py would shadow
-# the websockets library: put the repository root there instead.
-sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from bench._harness import (
+    Server,
+    connect,
+    free_port,
+    median,
+    module_args,
+    raise_nofile,
+    redis_server,
+    rss,
+    table,
+)
 
-from bench._harness import Server, free_port, median, raise_nofile, rss, table  # noqa: E402
-
-HERE = os.path.abspath(__file__)
+MODULE = "bench.broadcast"
 PAD = "x" * 64
 PACED_RATE = 5.0
 NOFILE = 20000
@@ -303,15 +305,7 @@ class Control:
     """A connection to a server's control port."""
 
     def __init__(self, port: int) -> None:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                self.sock = socket.create_connection(("127.0.0.1", port), timeout=600)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
+        self.sock = connect(port)
         self.file = self.sock.makefile("rw", encoding="ascii")
 
     def ask(self, line: str) -> str:
@@ -322,37 +316,6 @@ class Control:
     def close(self) -> None:
         self.file.close()
         self.sock.close()
-
-
-@contextlib.contextmanager
-def redis_server() -> Iterator[str]:
-    """A throwaway ``redis-server`` on a free loopback port, persistence off."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server is not installed (make sysdeps installs it)")
-    port, directory = free_port(), tempfile.mkdtemp(prefix="bench-redis-")
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", directory, "--loglevel", "warning"],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
-                    sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
-                        break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise SystemExit("redis-server did not start") from None
-                time.sleep(0.02)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 @dataclass
@@ -373,7 +336,9 @@ def _one_round(
         servers, controls = [], []
         for _ in range(processes):
             port, control = free_port(), free_port()
-            args = [HERE, "--serve", kind, "--port", str(port), "--control", str(control)]
+            args = module_args(
+                MODULE, "--serve", kind, "--port", str(port), "--control", str(control)
+            )
             if setup == REDIS:
                 assert redis_url is not None
                 args += ["--redis-url", redis_url]
@@ -386,7 +351,7 @@ def _one_round(
         clients_ = [
             stack.enter_context(
                 Server(
-                    [HERE, "--client-ports", ports, "--count", str(k)],
+                    module_args(MODULE, "--client-ports", ports, "--count", str(k)),
                     interactive=True,
                     ready_within=300,
                 )
@@ -483,7 +448,7 @@ def _report(n: int, burst: int, paced: int, rounds: int, results: dict[str, list
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(prog=f"python -m {MODULE}", description=__doc__)
     parser.add_argument("--clients", default="1000,10000", help="client counts, comma-separated")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--burst", type=int, default=40)

@@ -9,21 +9,19 @@ load generator to another. Where Linux tells (``/proc/<pid>/schedstat``), the se
 time per request is compared too: the same ratio, less disturbed by neighbours on a busy
 machine. This prints figures; it never asserts.
 
-    python bench/overhead.py [--rounds 7] [--duration 1] [--connections 64] [--python-load]
+    python -m bench.overhead [--rounds 7] [--duration 1] [--connections 64] [--python-load]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
+import contextlib
+import json
 import re
 import shutil
-import signal
 import socket
-import statistics
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -32,6 +30,9 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 import aiohttp_helpers as ah
+from bench._harness import Server, median, module_args, pin, run_json, table
+
+MODULE = "bench.overhead"
 
 BODY = "Hello, World!"
 
@@ -136,58 +137,15 @@ VARIANTS = [
 BY_KEY = {v.key: v for v in VARIANTS}
 
 
-def pin(cpu: int) -> Callable[[], None] | None:
-    if not hasattr(os, "sched_setaffinity") or (os.cpu_count() or 1) < 2:
-        return None
-    return lambda: os.sched_setaffinity(0, {cpu})
-
-
 # -- server process --------------------------------------------------------------------
 
 
 def serve(key: str) -> None:
+    """Serve variant ``key`` on a port of the kernel's choice, printed as the banner."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     print(sock.getsockname()[1], flush=True)
     web.run_app(BY_KEY[key].build(), sock=sock, print=None, access_log=None)
-
-
-class Server:
-    def __init__(self, variant: Variant) -> None:
-        self.variant = variant
-        self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve", variant.key],
-            stdout=subprocess.PIPE,
-            text=True,
-            preexec_fn=pin(0),
-        )
-        port = int(self.proc.stdout.readline()) if self.proc.stdout else 0
-        self.url = f"http://127.0.0.1:{port}/"
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), 1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def cpu_ns(self) -> int | None:
-        """Nanoseconds the server has run on a CPU so far, where Linux tells."""
-        try:
-            with open(f"/proc/{self.proc.pid}/schedstat") as f:
-                return int(f.read().split()[0])
-        except (OSError, ValueError, IndexError):
-            return None
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 # -- load generators -------------------------------------------------------------------
@@ -209,13 +167,11 @@ def run_wrk(wrk: str, url: str, duration: int, connections: int) -> tuple[float,
 
 
 def run_python_load(url: str, duration: float, connections: int) -> tuple[float, int]:
-    out = subprocess.run(
-        [sys.executable, __file__, "--load", url, "--duration", str(duration),
-         "--connections", str(connections)],
-        capture_output=True, text=True, check=True, preexec_fn=pin(1),
-    ).stdout  # fmt: skip
-    rate, count = out.split()
-    return float(rate), int(count)
+    args = module_args(
+        MODULE, "--load", url, "--duration", str(duration), "--connections", str(connections)
+    )
+    result = run_json(args, preexec_fn=pin(1))
+    return float(result["rate"]), int(result["count"])
 
 
 def python_load(url: str, duration: float, connections: int) -> None:
@@ -240,14 +196,17 @@ def python_load(url: str, duration: float, connections: int) -> None:
             await asyncio.gather(*(worker() for _ in range(connections)))
             return done / (time.monotonic() - started), done
 
-    print(*asyncio.run(main()))
+    rate, count = asyncio.run(main())
+    print(json.dumps({"rate": rate, "count": count}))
 
 
 # -- driver ----------------------------------------------------------------------------
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {MODULE}", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--duration", type=int, default=1, help="seconds per run (wrk: whole)")
     parser.add_argument("--connections", type=int, default=64)
@@ -279,10 +238,10 @@ def main() -> None:
             return run_python_load(url, args.duration, args.connections)
 
     def measure(server: Server) -> tuple[float, float | None]:
-        """Requests per second, and the server's CPU nanoseconds per request."""
-        cpu_before = server.cpu_ns()
-        rate, count = load(server.url)
-        cpu_after = server.cpu_ns()
+        """Requests per second, and the server's CPU seconds per request."""
+        cpu_before = server.cpu_seconds()
+        rate, count = load(server.url + "/")
+        cpu_after = server.cpu_seconds()
         if cpu_before is None or cpu_after is None or not count:
             return rate, None
         return rate, (cpu_after - cpu_before) / count
@@ -294,8 +253,11 @@ def main() -> None:
 
     chosen = set(args.variants.split(",")) | {"bare"} if args.variants else set(BY_KEY)
     variants = [v for v in VARIANTS if v.key in chosen]
-    servers = {v.key: Server(v) for v in variants}
-    try:
+    with contextlib.ExitStack() as stack:
+        servers = {
+            v.key: stack.enter_context(Server(module_args(MODULE, "--serve", v.key), cpu=0))
+            for v in variants
+        }
         for server in servers.values():  # warm up every process
             measure(server)
         others = [v for v in variants if v.key != "bare"]
@@ -319,49 +281,37 @@ def main() -> None:
                     cpu_ratios[variant.key].append(1 / inverse)
                 before, cpu_before = after, cpu_after
         elapsed = time.monotonic() - started
-    finally:
-        for server in servers.values():
-            server.stop()
 
     cores = "server on CPU 0, load on CPU 1" if pin(0) else "no CPU pinning (one core)"
     print(f"hello-world overhead: {generator}, 1 thread, {args.connections} connections, "
           f"{args.duration:g} s per run, {args.rounds} rounds interleaved with bare runs "
           f"({elapsed:.0f} s; {cores})")  # fmt: skip
     print()
-    header = (
-        f"{'variant':<40} {'req/s':>8} {'ratio':>7} {'min..max':>13} "
-        f"{'CPU ratio':>10} {'target':>8}"
-    )
-    print(header)
-    print("-" * (len(header) + 7))
+    rows: list[list[str]] = []
     for variant in variants:
-        rate = statistics.median(rates[variant.key])
+        rate = median(rates[variant.key])
         if variant.key == "bare":
-            print(f"{variant.label:<40} {rate:>8,.0f} {'1.000':>7}")
+            rows.append([variant.label, f"{rate:,.0f}", "1.000", "", "", ""])
             continue
         values = ratios[variant.key]
-        median = statistics.median(values)
+        middle = median(values)
         cpu_values = cpu_ratios[variant.key]
-        cpu_text = f"{statistics.median(cpu_values):.3f}" if cpu_values else "n/a"
+        cpu_text = f"{median(cpu_values):.3f}" if cpu_values else "n/a"
         spread = f"{min(values):.3f}..{max(values):.3f}"
-        if variant.target is None:
-            goal = ""
-        else:
-            verdict = "ok" if median >= variant.target else "BELOW"
-            goal = f"{'>= ' + format(variant.target, '.2f'):>8}  {verdict}"
-        print(
-            f"{variant.label:<40} {rate:>8,.0f} {median:>7.3f} {spread:>13} {cpu_text:>10} {goal}"
-        )
+        goal = ""
+        if variant.target is not None:
+            verdict = "ok" if middle >= variant.target else "BELOW"
+            goal = f">= {variant.target:.2f} {verdict}"
+        rows.append([variant.label, f"{rate:,.0f}", f"{middle:.3f}", spread, cpu_text, goal])
+    print(table(["variant", "req/s", "ratio", "min..max", "CPU ratio", "target"], rows))
     for key in ("metrics", "tracing"):
         if key not in ratios or "setup" not in ratios:
             continue
-        setup_median = statistics.median(ratios["setup"])
-        against = statistics.median(ratios[key]) / setup_median
+        setup_median = median(ratios["setup"])
+        against = median(ratios[key]) / setup_median
         cpu_note = ""
         if cpu_ratios[key] and cpu_ratios["setup"]:
-            cpu_against = statistics.median(cpu_ratios[key]) / statistics.median(
-                cpu_ratios["setup"]
-            )
+            cpu_against = median(cpu_ratios[key]) / median(cpu_ratios["setup"])
             cpu_note = f", CPU ratio {cpu_against:.3f}"
         goal = " (target >= 0.95)" if key == "metrics" else ""
         print(f"{BY_KEY[key].label} against setup() alone: {against:.3f}{cpu_note}{goal}")

@@ -13,7 +13,7 @@ sends ``--size-mb`` (default 512) in ``--chunk-mb`` (default 8) pieces:
 Each is timed from the first request to the last answer, best of ``--rounds``. Target:
 tus >= 0.8 x drain+write. This prints figures; it never asserts.
 
-    python bench/resumable.py [--size-mb 512] [--chunk-mb 8] [--rounds 3] [--dir /dev/shm]
+    python -m bench.resumable [--size-mb 512] [--chunk-mb 8] [--rounds 3] [--dir /dev/shm]
 """
 
 from __future__ import annotations
@@ -23,9 +23,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,6 +31,9 @@ import aiohttp
 from aiohttp import web
 
 import aiohttp_helpers as ah
+from bench._harness import Server, free_port, module_args, table
+
+MODULE = "bench.resumable"
 
 MiB = 2**20
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -89,24 +89,6 @@ def serve(port: int, directory: Path, size: int, *, hashing: bool) -> None:
     web.run_app(server_app(directory, size), host="127.0.0.1", port=port, print=None)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-async def wait_up(base: str) -> None:
-    async with aiohttp.ClientSession() as session:
-        for _ in range(200):
-            with contextlib.suppress(aiohttp.ClientConnectionError):
-                async with session.options(base + "/files") as resp:
-                    if resp.status == 204:
-                        return
-            await asyncio.sleep(0.05)
-    raise RuntimeError("the server did not start")
-
-
 async def run_tus(session: aiohttp.ClientSession, base: str, block: bytes, count: int) -> float:
     size = len(block) * count
     started = time.perf_counter()
@@ -141,9 +123,7 @@ async def measure(
 ) -> dict[str, list[float]]:
     block = os.urandom(chunk)
     count = size // chunk
-    await wait_up(base)
-    await wait_up(bare)
-    times: dict[str, list[float]] = {"drain+write": [], "tus PATCH": [], "  no SHA-256": []}
+    times: dict[str, list[float]] = {"drain+write": [], "tus PATCH": [], "tus, no SHA-256": []}
     async with aiohttp.ClientSession() as session:
         # One warm-up of each, so that tmpfs pages are touched before anything is timed.
         await run_write(session, base, block, count)
@@ -152,12 +132,14 @@ async def measure(
         for _ in range(rounds):
             times["drain+write"].append(await run_write(session, base, block, count))
             times["tus PATCH"].append(await run_tus(session, base, block, count))
-            times["  no SHA-256"].append(await run_tus(session, bare, block, count))
+            times["tus, no SHA-256"].append(await run_tus(session, bare, block, count))
     return times
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {MODULE}", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--size-mb", type=int, default=512)
     parser.add_argument("--chunk-mb", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
@@ -170,34 +152,31 @@ def main() -> None:
     if args.serve:
         serve(args.serve, Path(args.serve_dir), size, hashing=not args.no_hash)
         return
-    procs: list[subprocess.Popen[bytes]] = []
-    bases: list[str] = []
     directories: list[Path] = []
     try:
-        for extra in ([], ["--no-hash"]):
-            directory = Path(tempfile.mkdtemp(prefix="ah-bench-resumable-", dir=args.dir))
-            directories.append(directory)
-            port = free_port()
-            command = [sys.executable, __file__, "--serve", str(port), "--serve-dir"]
-            command += [str(directory), "--size-mb", str(args.size_mb), *extra]
-            procs.append(subprocess.Popen(command))
-            bases.append(f"http://127.0.0.1:{port}")
-        times = asyncio.run(measure(bases[0], bases[1], size, chunk, args.rounds))
+        with contextlib.ExitStack() as stack:
+            servers = []
+            for extra in ([], ["--no-hash"]):
+                directory = Path(tempfile.mkdtemp(prefix="ah-bench-resumable-", dir=args.dir))
+                directories.append(directory)
+                port = free_port()
+                command = module_args(MODULE, "--serve", str(port), "--serve-dir", str(directory))
+                command += ["--size-mb", str(args.size_mb), *extra]
+                servers.append(stack.enter_context(Server(command, port=port)))
+            times = asyncio.run(measure(servers[0].url, servers[1].url, size, chunk, args.rounds))
     finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait()
         for directory in directories:
             shutil.rmtree(directory, ignore_errors=True)
     print(
         f"{args.size_mb} MiB in {args.chunk_mb} MiB requests, best of {args.rounds}, "
         f"files on {args.dir or 'the default temp dir'}"
     )
-    print(f"{'path':<14}{'seconds':>9}{'MiB/s':>9}{'x drain+write':>15}")
     reference = min(times["drain+write"])
+    rows = []
     for name, values in times.items():
         best = min(values)
-        print(f"{name:<14}{best:>9.3f}{args.size_mb / best:>9.0f}{reference / best:>15.2f}")
+        rows.append([name, f"{best:.3f}", f"{args.size_mb / best:.0f}", f"{reference / best:.2f}"])
+    print(table(["path", "seconds", "MiB/s", "x drain+write"], rows))
 
 
 if __name__ == "__main__":

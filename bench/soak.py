@@ -1,6 +1,6 @@
 """Soak: a bounded loopback load of hostile and valid uploads and WebSocket clients.
 
-A server runs in its own process (this file with ``--serve``) with the package set up
+A server runs in its own process (this module with ``--serve``) with the package set up
 the way an upload and chat service would run it. For ``--duration`` seconds (default 60,
 or ``$SOAK_SECONDS``) this process drives it over 127.0.0.1 with ``--uploaders``
 concurrent upload clients, each sending one request after another picked from a mix of
@@ -17,7 +17,7 @@ objects, tasks, connections and open WebSockets. Targets: 0 unexpected answers, 
 files, descriptors, tasks or connections, RSS growth under 64 MiB; the exit status is 1
 when one is missed.
 
-    python bench/soak.py [--duration 60] [--uploaders 6] [--websockets 8]
+    python -m bench.soak [--duration 60] [--uploaders 6] [--websockets 8]
 """
 
 from __future__ import annotations
@@ -32,8 +32,6 @@ import hashlib
 import os
 import random
 import shutil
-import signal
-import socket
 import sys
 import tempfile
 from collections.abc import Callable
@@ -45,6 +43,9 @@ import aiohttp
 from aiohttp import web
 
 import aiohttp_helpers as ah
+from bench._harness import Server, fds, free_port, module_args, rss, table
+
+MODULE = "bench.soak"
 
 MiB = 1 << 20
 KiB = 1 << 10
@@ -425,25 +426,6 @@ async def ws_client(port: int, tally: Tally, until: float, seed: int) -> None:
 # -- measuring the server ------------------------------------------------------------------
 
 
-def rss(pid: int) -> int:
-    with open(f"/proc/{pid}/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * KiB
-    raise RuntimeError("no VmRSS")
-
-
-def fds(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 async def _debug(port: int) -> dict[str, Any]:
     async with (
         aiohttp.ClientSession() as session,
@@ -485,86 +467,72 @@ async def run(duration: float, uploaders: int, websockets: int) -> bool:
     spool.mkdir()
     dest.mkdir()
     port = free_port()
-    server = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--serve", str(port), str(spool), str(dest)
-    )
+    command = module_args(MODULE, "--serve", str(port), str(spool), str(dest))
+    # Leaving the block sends SIGTERM and gives the server 15 s to exit (then SIGKILL).
+    server = Server(command, port=port, grace=15)
     try:
-        async with aiohttp.ClientSession() as session:
-            for _ in range(200):
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with session.get(f"http://{HOST}:{port}/ping") as resp:
-                        if resp.status == 200:
-                            break
-                await asyncio.sleep(0.05)
-            else:
-                raise RuntimeError("the soak server did not start")
-        # Warm-up: a few seconds of the same mix, so that start-up allocations (imports,
-        # caches, the executor's threads) are not counted as growth.
-        warm = Tally()
-        loop = asyncio.get_running_loop()
-        await asyncio.gather(
-            *(uploader(port, warm, loop.time() + 3, seed) for seed in range(4)),
-            ws_client(port, warm, loop.time() + 1, 99),
-        )
-        debug_start = await _quiet(port, spool, 15)
-        await asyncio.sleep(0.2)
-        rss_start, fds_start = rss(server.pid), fds(server.pid)
+        with server:
+            # Warm-up: a few seconds of the same mix, so that start-up allocations (imports,
+            # caches, the executor's threads) are not counted as growth.
+            warm = Tally()
+            loop = asyncio.get_running_loop()
+            await asyncio.gather(
+                *(uploader(port, warm, loop.time() + 3, seed) for seed in range(4)),
+                ws_client(port, warm, loop.time() + 1, 99),
+            )
+            debug_start = await _quiet(port, spool, 15)
+            await asyncio.sleep(0.2)
+            rss_start, fds_start = rss(server.pid), fds(server.pid)
 
-        tally = Tally()
-        started = loop.time()
-        until = started + duration
-        await asyncio.gather(
-            *(uploader(port, tally, until, 100 + i) for i in range(uploaders)),
-            *(ws_client(port, tally, until, 200 + i) for i in range(websockets)),
-            pinger(port, tally, until),
-        )
-        elapsed = loop.time() - started
-        # Every client is gone: once aiohttp's lingering is over, what the server still
-        # holds is a leak.
-        debug_end = await _quiet(port, spool, 15)
-        await _settle(lambda: fds(server.pid) <= fds_start, 3)
-        rss_end, fds_end = rss(server.pid), fds(server.pid)
-        leaked_files = sorted(os.listdir(spool)) + sorted(os.listdir(dest))
+            tally = Tally()
+            started = loop.time()
+            until = started + duration
+            await asyncio.gather(
+                *(uploader(port, tally, until, 100 + i) for i in range(uploaders)),
+                *(ws_client(port, tally, until, 200 + i) for i in range(websockets)),
+                pinger(port, tally, until),
+            )
+            elapsed = loop.time() - started
+            # Every client is gone: once aiohttp's lingering is over, what the server still
+            # holds is a leak.
+            debug_end = await _quiet(port, spool, 15)
+            await _settle(lambda: fds(server.pid) <= fds_start, 3)
+            rss_end, fds_end = rss(server.pid), fds(server.pid)
+            leaked_files = sorted(os.listdir(spool)) + sorted(os.listdir(dest))
+        code = server.returncode
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            code = await asyncio.wait_for(server.wait(), 15)
-        except TimeoutError:  # a server that hangs
-            server.kill()
-            code = await server.wait()
         shutil.rmtree(work, ignore_errors=True)
 
     growth = rss_end - rss_start
     leaked_fds = max(0, fds_end - fds_start)
     unexpected = sum(tally.unexpected.values())
-    print(f"\nsoak: {elapsed:.0f} s, {uploaders} upload clients, {websockets} WebSocket clients")
-    print(f"{'requests handled':<44}{tally.requests:>10}")
-    print(f"{'  per second':<44}{tally.requests / elapsed:>10.1f}")
-    print(f"{'WebSocket sessions':<44}{tally.ws_sessions:>10}")
-    print(f"{'WebSocket messages echoed':<44}{tally.ws_messages:>10}")
-    print("expected answers, by kind:")
-    for kind, count in sorted(tally.expected.items()):
-        print(f"  {kind:<42}{count:>10}")
-    print(f"{'unexpected answers':<44}{unexpected:>10}")
-    for kind, count in sorted(tally.unexpected.items()):
-        print(f"  {kind:<42}{count:>10}")
     pings = sorted(tally.pings)
     p99 = pings[min(len(pings) - 1, int(len(pings) * 0.99))] if pings else 0.0
     worst = pings[-1] if pings else 0.0
-    print(f"{'GET /ping under load: p99 / max (ms)':<44}{p99 * 1e3:>5.0f} / {worst * 1e3:.0f}")
-    print(f"{'leaked temporary files':<44}{len(leaked_files):>10}")
-    print(f"{'leaked descriptors (server)':<44}{leaked_fds:>10}")
-    print(f"{'descriptors start / end':<44}{fds_start:>5} / {fds_end}")
-    print(
-        f"{'server RSS start / end (MiB)':<44}"
-        f"{rss_start / MiB:>5.1f} / {rss_end / MiB:.1f} ({growth / MiB:+.1f})"
-    )
-    print(f"{'Python objects start / end':<44}{debug_start['objects']:>5} / {debug_end['objects']}")
-    print(
-        f"{'connections / tasks / WebSockets left at end':<44}"
-        f"{debug_end['connections']:>5} / {debug_end['tasks']} / {debug_end['websockets']}"
-    )
-    print(f"{'server exit status':<44}{code:>10}")
+    rows: list[list[object]] = [
+        ["requests handled", tally.requests],
+        ["  per second", f"{tally.requests / elapsed:.1f}"],
+        ["WebSocket sessions", tally.ws_sessions],
+        ["WebSocket messages echoed", tally.ws_messages],
+        ["expected answers, by kind:", ""],
+        *([f"  {kind}", count] for kind, count in sorted(tally.expected.items())),
+        ["unexpected answers", unexpected],
+        *([f"  {kind}", count] for kind, count in sorted(tally.unexpected.items())),
+        ["GET /ping under load: p99 / max (ms)", f"{p99 * 1e3:.0f} / {worst * 1e3:.0f}"],
+        ["leaked temporary files", len(leaked_files)],
+        ["leaked descriptors (server)", leaked_fds],
+        ["descriptors start / end", f"{fds_start} / {fds_end}"],
+        [
+            "server RSS start / end (MiB)",
+            f"{rss_start / MiB:.1f} / {rss_end / MiB:.1f} ({growth / MiB:+.1f})",
+        ],
+        ["Python objects start / end", f"{debug_start['objects']} / {debug_end['objects']}"],
+        [
+            "connections / tasks / WebSockets left at end",
+            f"{debug_end['connections']} / {debug_end['tasks']} / {debug_end['websockets']}",
+        ],
+        ["server exit status", code],
+    ]
     ok = (
         unexpected == 0
         and not leaked_files
@@ -576,12 +544,16 @@ async def run(duration: float, uploaders: int, websockets: int) -> bool:
         and code == 0
         and tally.requests > 0
     )
-    print(f"{'targets (0 unexpected, 0 leaks, RSS < +64 MiB)':<44}{'met' if ok else 'MISSED':>10}")
+    rows.append(["targets (0 unexpected, 0 leaks, RSS < +64 MiB)", "met" if ok else "MISSED"])
+    print(f"\nsoak: {elapsed:.0f} s, {uploaders} upload clients, {websockets} WebSocket clients")
+    print(table(["measure", "value"], rows))
     return ok
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {MODULE}", description=__doc__.splitlines()[0]
+    )
     parser.add_argument(
         "--duration",
         type=float,

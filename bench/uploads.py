@@ -20,8 +20,8 @@ Every rate is timed inside the handler, from its first line until the data is wh
 goes; medians of ``--rounds`` rounds (after one warm-up round). Prints tables with ratios;
 asserts nothing.
 
-    python bench/uploads.py [--size-mb 512] [--rounds 3] [--fields 20000] [--dir /dev/shm]
-    python bench/uploads.py --profile form|parts   # cProfile of our handler in the server
+    python -m bench.uploads [--size-mb 512] [--rounds 3] [--fields 20000] [--dir /dev/shm]
+    python -m bench.uploads --profile form|parts   # cProfile of our handler in the server
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ import os
 import pstats
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -44,11 +43,18 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from bench._harness import (
+    Server,
+    free_port,
+    median,
+    memory,
+    module_args,
+    require,
+    reset_peak,
+    table,
+)
 
-from bench._harness import Server, free_port, median, table  # noqa: E402
-
-HERE = os.path.abspath(__file__)
+MODULE = "bench.uploads"
 MiB = 2**20
 LARGE = ("drain", "write", "form", "parts", "starlette", "post")
 LABELS = {
@@ -264,27 +270,6 @@ def _touch_pages(directory: Path, size: int) -> None:
     path.unlink()
 
 
-def _memory(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM (the peak since the last reset) of ``pid``, in bytes."""
-    out = {}
-    with open(f"/proc/{pid}/status", encoding="ascii") as status:
-        for line in status:
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                out[key] = int(value.split()[0]) * 1024
-    return out
-
-
-def _reset_peak(pid: int) -> bool:
-    """Reset VmHWM to the current RSS (Linux: clear_refs 5); False where it cannot."""
-    try:
-        with open(f"/proc/{pid}/clear_refs", "w", encoding="ascii") as refs:
-            refs.write("5")
-    except OSError:
-        return False
-    return True
-
-
 def _curl(url: str, *args: str) -> dict[str, Any]:
     answer = subprocess.run(
         ["curl", "-sS", "--fail-with-body", "-H", "Expect:", *args, url],
@@ -297,8 +282,7 @@ def _curl(url: str, *args: str) -> dict[str, Any]:
 
 
 def run(size: int, rounds: int, fields: int, directory: Path, skip_large: bool) -> None:
-    if shutil.which("curl") is None:
-        raise SystemExit("curl is not installed (make sysdeps installs it)")
+    require("curl")
     from aiohttp_helpers.testing import multipart_body
 
     env = dict(os.environ, TMPDIR=str(directory))
@@ -312,13 +296,12 @@ def run(size: int, rounds: int, fields: int, directory: Path, skip_large: bool) 
         if not skip_large:
             _make_file(source, size)
             _touch_pages(directory, size)
-        aio = [HERE, "--serve", "aiohttp", "--dir", str(directory), "--size", str(size)]
-        star = [HERE, "--serve", "starlette", "--dir", str(directory)]
+        aio = module_args(
+            MODULE, "--serve", "aiohttp", "--dir", str(directory), "--size", str(size)
+        )
+        star = module_args(MODULE, "--serve", "starlette", "--dir", str(directory))
         with Server(aio, env=env) as aio_server, Server(star, env=env) as star_server:
-            bases = {
-                "aiohttp": f"http://127.0.0.1:{aio_server.banner}",
-                "starlette": f"http://127.0.0.1:{star_server.banner}",
-            }
+            bases = {"aiohttp": aio_server.url, "starlette": star_server.url}
 
             def url(variant: str) -> str:
                 if variant == "starlette":
@@ -335,12 +318,12 @@ def run(size: int, rounds: int, fields: int, directory: Path, skip_large: bool) 
                     order = LARGE[round_ % len(LARGE) :] + LARGE[: round_ % len(LARGE)]
                     for variant in order:
                         pid = star_server.pid if variant == "starlette" else aio_server.pid
-                        can_reset = _reset_peak(pid)
-                        before = _memory(pid)["VmRSS"]
+                        can_reset = reset_peak(pid)
+                        before = memory(pid)["VmRSS"]
                         doc = _curl(url(variant), "-F", f"f=@{source}")
                         # drain and write count the multipart framing too
                         assert doc["bytes"] >= size, (variant, doc)
-                        peak = max(0, _memory(pid)["VmHWM"] - before) if can_reset else float("nan")
+                        peak = max(0, memory(pid)["VmHWM"] - before) if can_reset else float("nan")
                         if round_:
                             large[variant].append(size / doc["seconds"])
                             growth[variant].append(peak)
@@ -406,10 +389,10 @@ def profile(variant: str, size: int, directory: Path, uploads: int) -> None:
     try:
         _make_file(source, size)
         _touch_pages(directory, size)
-        args = [HERE, "--serve", "aiohttp", "--dir", str(directory), "--size", str(size),
-                "--profile", variant]  # fmt: skip
+        args = module_args(MODULE, "--serve", "aiohttp", "--dir", str(directory),
+                           "--size", str(size), "--profile", variant)  # fmt: skip
         with Server(args, env=env) as server:
-            base = f"http://127.0.0.1:{server.banner}"
+            base = server.url
             _curl(f"{base}/{variant}", "-F", f"f=@{source}")  # warm-up, profiled too
             doc = _curl(f"{base}/{variant}", "-F", f"f=@{source}")
             write = _curl(f"{base}/write", "-F", f"f=@{source}")
@@ -423,7 +406,9 @@ def profile(variant: str, size: int, directory: Path, uploads: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {MODULE}", description=__doc__.splitlines()[0]
+    )
     default_mb = int(os.environ.get("AH_BENCH_UPLOAD_MB", "512"))
     shm = Path("/dev/shm")
     parser.add_argument("--size-mb", type=int, default=default_mb)

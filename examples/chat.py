@@ -104,8 +104,12 @@ def create_app() -> web.Application:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8081)
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=8081, help="port to listen on (default: %(default)s)"
+    )
     args = parser.parse_args(argv)
     print(f"chat on http://{args.host}:{args.port}/ (Ctrl-C to stop)", flush=True)
     web.run_app(create_app(), host=args.host, port=args.port, print=None)

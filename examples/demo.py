@@ -192,8 +192,12 @@ def create_app(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="aiohttp-helpers demo")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=8080, help="port to listen on (default: %(default)s)"
+    )
     parser.add_argument("--max-file-size", type=int, default=64 * MiB)
     parser.add_argument("--max-ws-connections", type=int, default=200)
     parser.add_argument("--drain-delay", type=float, default=0.0)

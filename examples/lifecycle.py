@@ -120,8 +120,12 @@ def create_app(*, drain_delay: float = 5.0, drain_timeout: float = 20.0) -> web.
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8082)
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=8082, help="port to listen on (default: %(default)s)"
+    )
     parser.add_argument("--drain", type=float, default=5.0, help="drain_delay in seconds")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

@@ -1,10 +1,10 @@
 """An upload service: a form with photos, a streaming endpoint, and a multipart download.
 
-Run it with ``python examples/uploads.py`` and open http://127.0.0.1:8082/. Try it with curl::
+Run it with ``python examples/uploads.py`` and open http://127.0.0.1:8083/. Try it with curl::
 
-    curl -F title=holiday -F photos=@beach.jpg http://127.0.0.1:8082/upload
-    curl -F blob=@big.iso http://127.0.0.1:8082/api/blobs
-    curl -s http://127.0.0.1:8082/files -o all.multipart
+    curl -F title=holiday -F photos=@beach.jpg http://127.0.0.1:8083/upload
+    curl -F blob=@big.iso http://127.0.0.1:8083/api/blobs
+    curl -s http://127.0.0.1:8083/files -o all.multipart
 
 Every limit is enforced while the body streams in; bad input is answered with a problem
 document (413, 400, 415, 408), and spooled files never outlive their request.
@@ -116,8 +116,12 @@ def create_app(upload_dir: Path | None = None) -> web.Application:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8082)
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=8083, help="port to listen on (default: %(default)s)"
+    )
     parser.add_argument("--dir", type=Path, default=None, help="where uploads are stored")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)

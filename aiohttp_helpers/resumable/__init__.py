@@ -14,8 +14,8 @@ from .errors import (
     UploadNotFound,
     VersionNotSupported,
 )
-from .handlers import ResumableUploads, add_resumable_uploads
 from .protocol import DRAFT_INTEROP_VERSIONS, TUS_EXTENSIONS, TUS_VERSION
+from .registration import ResumableUploads, add_resumable_uploads
 from .storage import UploadState
 
 __all__ = [

@@ -10,24 +10,18 @@ from aiohttp import StreamReader
 from aiohttp.http_exceptions import HttpProcessingError
 
 from .._compat import connection_closed, read_buffered, request_transport_gone
-from ..errors import (
-    BadRequest,
-    InsufficientStorage,
-    RequestTimeout,
-    UploadIdleTimeout,
-    UploadTooSlow,
-)
-from .storage import _write_all
+from ..errors import BadRequest, RequestTimeout, UploadIdleTimeout, UploadTooSlow
+from ..uploads.fs import no_room
+from .storage import out_of_room, pwrite_all
 
 __all__ = ["Appender", "BodyTimer", "read_into"]
 
-#: Bytes handed to the worker thread at once. Larger than uploads.files.WRITE_BATCH: a
+#: Bytes handed to the worker thread at once. Larger than uploads.spool.WRITE_BATCH: a
 #: PATCH carries megabytes, and on a busy machine each hop to the worker thread waits for
 #: a core (bench/resumable.py: 1 MiB batches ran at about 0.5 x drain+write, 4 MiB at 0.75).
 #: At most two batches of one upload are held at once.
 WRITE_BATCH = 4 << 20
 _IOV_MAX = 1024
-_NO_ROOM_ERRNOS = (28, 122, 27)  # ENOSPC, EDQUOT, EFBIG
 
 
 class BodyTimer:
@@ -90,7 +84,7 @@ def _store(fd: int, offset: int, chunks: list[bytes], hashers: list[Any]) -> Non
     written = os.pwritev(fd, chunks, offset) if len(chunks) <= _IOV_MAX else 0
     if written < total:
         # A short write (or too many pieces for one call): the rest, the plain way.
-        _write_all(fd, b"".join(chunks)[written:], offset + written)
+        pwrite_all(fd, b"".join(chunks)[written:], offset + written)
 
 
 class Appender:
@@ -122,8 +116,8 @@ class Appender:
             # Shielded: a cancelled request must not release the lock under a running write.
             await asyncio.shield(job)
         except OSError as exc:
-            if exc.errno in _NO_ROOM_ERRNOS:
-                raise InsufficientStorage("no room left to store the upload") from None
+            if no_room(exc):
+                raise out_of_room() from None
             raise
         finally:
             if job.done():

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from .._words import counted
 from ..errors import BadRequest, HelpersError
 
 __all__ = [
@@ -159,7 +160,7 @@ class TooManyUploads(HelpersError):
 
     def __init__(self, limit: int) -> None:
         super().__init__(
-            f"this client has {limit} unfinished uploads; finish or terminate one first",
+            f"this client has {counted(limit, 'unfinished upload')}; finish or terminate one first",
             limit=limit,
         )
         self.headers["Retry-After"] = "60"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import enum
 import hashlib
 import re
 from collections.abc import Mapping
@@ -13,6 +12,7 @@ from typing import Any
 
 from multidict import CIMultiDictProxy
 
+from .._words import counted
 from .errors import (
     InvalidMetadata,
     InvalidUploadHeader,
@@ -28,7 +28,6 @@ __all__ = [
     "TUS_OFFSET_STREAM",
     "TUS_VERSION",
     "Checksum",
-    "Protocol",
     "encode_metadata",
     "parse_checksum",
     "parse_metadata",
@@ -66,32 +65,17 @@ _DIGITS = re.compile(r"[0-9]{1,18}")
 _KEY = re.compile(r"[!-+\--~]{1,128}")
 
 
-class Protocol(enum.Enum):
-    """The protocol one request speaks."""
+def protocol_of(headers: CIMultiDictProxy[str]) -> int | None:
+    """The protocol ``headers`` speak: the draft's interop version, or ``None`` for tus 1.0.
 
-    TUS = "tus"
-    DRAFT = "draft"
-
-
-@dataclass(frozen=True, slots=True)
-class Speaks:
-    """What a request speaks: tus 1.0, or the draft at one interop version."""
-
-    protocol: Protocol
-    interop: int | None = None
-
-    @property
-    def draft(self) -> bool:
-        return self.protocol is Protocol.DRAFT
-
-
-def protocol_of(headers: CIMultiDictProxy[str]) -> Speaks:
-    """The protocol ``headers`` speak; a request that speaks none is refused with 412."""
+    Raises:
+        VersionNotSupported: the request speaks no protocol (or version) served (412).
+    """
     interop = headers.get("Upload-Draft-Interop-Version")
     if interop is not None:
         value = interop.strip()
         if value.isdigit() and len(value) < 4 and int(value) in DRAFT_INTEROP_VERSIONS:
-            return Speaks(Protocol.DRAFT, int(value))
+            return int(value)
         served = ", ".join(str(v) for v in sorted(DRAFT_INTEROP_VERSIONS))
         raise VersionNotSupported(
             f"Upload-Draft-Interop-Version {value[:20]!r} is not served (served: {served})"
@@ -103,7 +87,7 @@ def protocol_of(headers: CIMultiDictProxy[str]) -> Speaks:
         )
     if tus.strip() != TUS_VERSION:
         raise VersionNotSupported(f"Tus-Resumable {tus[:20]!r} is not served (served: 1.0.0)")
-    return Speaks(Protocol.TUS)
+    return None
 
 
 def parse_offset(headers: CIMultiDictProxy[str], name: str, *, required: bool) -> int | None:
@@ -145,7 +129,9 @@ def parse_metadata(value: str | None, *, max_size: int, max_pairs: int) -> dict[
     if value is None:
         return {}
     if len(value) > max_size:
-        raise InvalidMetadata(f"Upload-Metadata is longer than {max_size} bytes", limit=max_size)
+        raise InvalidMetadata(
+            f"Upload-Metadata is longer than {counted(max_size, 'byte')}", limit=max_size
+        )
     out: dict[str, str] = {}
     if not value.strip():
         return out
@@ -160,7 +146,7 @@ def parse_metadata(value: str | None, *, max_size: int, max_pairs: int) -> dict[
             raise InvalidMetadata(f"Upload-Metadata key {key!r} is given twice")
         if len(out) >= max_pairs:
             raise InvalidMetadata(
-                f"Upload-Metadata has more than {max_pairs} keys", limit=max_pairs
+                f"Upload-Metadata has more than {counted(max_pairs, 'key')}", limit=max_pairs
             )
         text = ""
         if len(fields) == 2:

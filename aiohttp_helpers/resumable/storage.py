@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
 import fcntl
 import hashlib
 import json
@@ -30,12 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InsufficientStorage
+from ..uploads.fs import no_room
 from .errors import UploadLocked
 
-__all__ = ["Store", "UploadState", "valid_id"]
+__all__ = ["Store", "UploadState", "client_tag", "out_of_room", "pwrite_all", "valid_id"]
 
 _ID = re.compile(r"[0-9a-f]{32}")
-_NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 STATE_VERSION = 1
 
 
@@ -44,7 +43,13 @@ def valid_id(upload_id: str) -> bool:
     return _ID.fullmatch(upload_id) is not None
 
 
-def no_room(exc: OSError) -> InsufficientStorage:
+def client_tag(remote: str | None) -> str:
+    """The per-client bucket: a hash of the peer address (not the address itself, on disk)."""
+    return hashlib.sha256((remote or "unknown").encode()).hexdigest()[:24]
+
+
+def out_of_room() -> InsufficientStorage:
+    """The answer when the filesystem has no room for the upload (see ``no_room``)."""
     return InsufficientStorage("no room left to store the upload")
 
 
@@ -81,7 +86,8 @@ class UploadState:
         return cls(**doc)
 
 
-def _write_all(fd: int, data: bytes | memoryview, offset: int) -> None:
+def pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
+    """Write all of ``data`` at ``offset`` (``pwrite`` may write less than asked)."""
     view = memoryview(data)
     while view:
         written = os.pwrite(fd, view, offset)
@@ -132,15 +138,15 @@ class Store:
         fd, tmp = tempfile.mkstemp(prefix=f".{state.id}.", suffix=".tmp", dir=self.directory)
         try:
             try:
-                _write_all(fd, state.to_json(), 0)
+                pwrite_all(fd, state.to_json(), 0)
             finally:
                 os.close(fd)
             os.replace(tmp, dest)
         except OSError as exc:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-            if exc.errno in _NO_ROOM:
-                raise no_room(exc) from None
+            if no_room(exc):
+                raise out_of_room() from None
             raise
 
     def create(self, state: UploadState) -> None:
@@ -154,8 +160,8 @@ class Store:
             mark.touch()
         except OSError as exc:
             self.remove(state.id, state.client)
-            if exc.errno in _NO_ROOM:
-                raise no_room(exc) from None
+            if no_room(exc):
+                raise out_of_room() from None
             raise
 
     def count(self, client: str) -> int:
@@ -167,6 +173,23 @@ class Store:
 
     # -- locking ------------------------------------------------------------------------
 
+    def _open_locked(self, upload_id: str, mode: int, lock: int) -> int | None:
+        """Open the upload's bytes and take ``lock`` without waiting; ``None``: no such upload.
+
+        Raises:
+            BlockingIOError: another request holds a lock that conflicts.
+        """
+        try:
+            fd = os.open(self.data_path(upload_id), mode)
+        except FileNotFoundError:
+            return None
+        try:
+            fcntl.flock(fd, lock | fcntl.LOCK_NB)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
     def lock(self, upload_id: str) -> int | None:
         """Open and lock the upload's bytes; ``None`` when there is no such upload.
 
@@ -174,30 +197,17 @@ class Store:
             UploadLocked: another request holds the lock.
         """
         try:
-            fd = os.open(self.data_path(upload_id), os.O_RDWR)
-        except FileNotFoundError:
-            return None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return self._open_locked(upload_id, os.O_RDWR, fcntl.LOCK_EX)
         except BlockingIOError:
-            os.close(fd)
             raise UploadLocked() from None
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd
 
     def writing(self, upload_id: str) -> bool:
         """Whether a request holds the upload's write lock now (never blocks)."""
         try:
-            fd = os.open(self.data_path(upload_id), os.O_RDONLY)
-        except FileNotFoundError:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fd = self._open_locked(upload_id, os.O_RDONLY, fcntl.LOCK_SH)
         except BlockingIOError:
             return True
-        finally:
+        if fd is not None:
             os.close(fd)  # also releases the shared lock
         return False
 

@@ -18,9 +18,17 @@ from __future__ import annotations
 import codecs
 from typing import Final
 
-from ..errors import UnsupportedEncoding
+from ..errors import MalformedMultipart, UnsupportedEncoding
 
-__all__ = ["LABELS", "MAX_LABEL", "charset_codec", "decode_charset"]
+__all__ = [
+    "LABELS",
+    "MAX_LABEL",
+    "charset_codec",
+    "decode_charset",
+    "decode_text",
+    "not_text",
+    "trusted_codec",
+]
 
 #: The longest label accepted at all (the longest in the table has 19 characters).
 MAX_LABEL: Final = 40
@@ -280,3 +288,41 @@ def decode_charset(data: bytes, codec: str) -> str:
     if codec == "cp1252":
         return data.decode(codec, _C1_HANDLER)
     return data.decode(codec)
+
+
+def trusted_codec(encoding: str) -> str:
+    """The codec of an ``encoding=`` argument: the application's choice, checked as such."""
+    try:
+        info = codecs.lookup(encoding)
+    except LookupError:
+        raise ValueError(f"unknown encoding {encoding!r}") from None
+    if not getattr(info, "_is_text_encoding", True):
+        raise ValueError(f"{encoding!r} is not a text encoding")
+    return info.name
+
+
+def not_text(field: str | None, charset: str, *, whole: bool = False) -> MalformedMultipart:
+    """The 400 for bytes not text in ``charset``: of field ``field``, or of the ``whole`` form."""
+    what = "the form" if whole else f"field {field!r}"
+    return MalformedMultipart(f"{what} is not valid {charset[:40]} text", field=field)
+
+
+def decode_text(
+    data: bytes, charset: str | None, field: str | None, *, trusted: bool = False
+) -> str:
+    """``data`` decoded with ``charset`` (None: UTF-8, the form default); 400 if it is not text.
+
+    ``charset`` is a label of the WHATWG Encoding Standard, 415 if it is not one, unless
+    ``trusted``: an ``encoding=`` the application chose is any Python text codec.
+    """
+    if charset is None:
+        # The common case, on the form fast path: no lookup.
+        try:
+            return data.decode()
+        except UnicodeDecodeError:
+            raise not_text(field, "utf-8") from None
+    codec = trusted_codec(charset) if trusted else charset_codec(charset, field)
+    try:
+        return decode_charset(data, codec)
+    except UnicodeError:
+        raise not_text(field, charset) from None

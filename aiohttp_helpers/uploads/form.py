@@ -11,25 +11,19 @@ from aiohttp import hdrs, web
 from multidict import MultiDict, MultiDictProxy
 
 from ..config import UploadLimits
-from ..errors import (
-    BadRequest,
-    BodyTooLarge,
-    DecodedTooLarge,
-    FieldsMemoryExceeded,
-    FieldTooLarge,
-    MalformedMultipart,
-    TooManyFields,
-    TooManyParts,
-)
-from ..keys import HELPERS_KEY
+from ..errors import BadRequest, MalformedMultipart
+from ..keys import SIGNALS_KEY
 from ..scope import request_scope
+from .charsets import decode_text
+from .counts import check_declared_length
 from .decoding import check_charset
 from .filenames import safe_filename
-from .files import Spool, UploadedFile
-from .headers import PartHead, parse_content_type
+from .headers import PartHead, header_text, parse_content_type
 from .limits import limits_for
-from .parts import decode_text
-from .reader import BodySource, Level, PartStream, open_body
+from .reader import Level, PartStream, open_body
+from .source import BodySource
+from .spool import Spool
+from .uploaded import UploadedFile
 from .urlencoded import parse_urlencoded
 
 if TYPE_CHECKING:
@@ -117,50 +111,26 @@ class _FormReader:
         self.spools: list[Spool] = []
         self.signal: SafeSignal[Any, Any] | None = None
         if isinstance(request, web.Request):
-            helpers = request.config_dict.get(HELPERS_KEY)
-            if helpers is not None:
-                signal = helpers.signals.on_upload
+            signals = request.config_dict.get(SIGNALS_KEY)
+            if signals is not None:
+                signal = signals.on_upload
                 if signal and signal.frozen:
                     self.signal = signal
 
     async def read_level(self, level: Level, outer: str | None) -> None:
         parser = level.parser
-        limits = self.limits
-        counts = level.counts
         # Text fields with one plain header skip the general machinery (and its per-part
         # objects): that is what makes a form of many small fields fast.
-        fast = outer is None and level.subtype == "form-data" and limits.allowed_types is None
-        decoded_limit = limits.decoded_limit
-        text_limit = limits.max_fields_memory
+        fast = outer is None and level.subtype == "form-data" and self.limits.allowed_types is None
+        text_field = level.counts.text_field
         add = self.fields.add
         while True:
             if fast:
                 for raw_name, value in parser.read_simple_fields():
-                    try:
-                        field = raw_name.decode()
-                    except UnicodeDecodeError:
-                        field = raw_name.decode("latin-1")
-                    counts.parts += 1
-                    if counts.parts > limits.max_parts:
-                        raise TooManyParts(limits.max_parts)
-                    counts.fields += 1
-                    if counts.fields > limits.max_fields:
-                        raise TooManyFields(limits.max_fields, field)
-                    if len(value) > limits.max_field_size:
-                        raise FieldTooLarge(field, limits.max_field_size)
-                    counts.decoded += len(value)
-                    if counts.decoded > decoded_limit:
-                        raise DecodedTooLarge(field, decoded_limit)
-                    counts.text += len(value)
-                    if counts.text > text_limit:
-                        raise FieldsMemoryExceeded(text_limit, field)
+                    field = header_text(raw_name)
+                    text_field(field, len(value))
                     if level.charset is None and field != "_charset_":
-                        try:
-                            add(field, value.decode())
-                        except UnicodeDecodeError:
-                            raise MalformedMultipart(
-                                f"field {field!r} is not valid utf-8 text", field=field
-                            ) from None
+                        add(field, decode_text(value, None, field))
                     else:
                         self.add_field(level, field, value, None)
             head = await level.next_head()
@@ -188,16 +158,7 @@ class _FormReader:
                 self.add_field(level, name, whole, head.charset)
 
     def add_field(self, level: Level, name: str, data: bytes, charset: str | None) -> None:
-        charset = charset or level.charset
-        if charset is None:
-            try:
-                value = data.decode()
-            except UnicodeDecodeError:
-                raise MalformedMultipart(
-                    f"field {name!r} is not valid utf-8 text", field=name
-                ) from None
-        else:
-            value = decode_text(data, charset, name)
+        value = decode_text(data, charset or level.charset, name)
         if name == "_charset_" and level.subtype == "form-data":
             check_charset(value, name)
             level.charset = value
@@ -255,9 +216,7 @@ async def _read_urlencoded(
     charset = params.get("charset") or "utf-8"
     check_charset(charset, None)  # 415 before a byte of the body is read
     limit = min(limits.max_body_size, limits.max_urlencoded_size)
-    length = request.headers.get(hdrs.CONTENT_LENGTH)
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise BodyTooLarge(limit)
+    check_declared_length(request.headers, limit)
     source = BodySource(request.content, limits, limit)
     body = bytearray()
     try:
@@ -293,7 +252,7 @@ async def read_form(request: web.BaseRequest, limits: UploadLimits | None = None
         except MalformedMultipart:
             raise BadRequest("the Content-Type header is malformed") from None
         return await _read_urlencoded(request, limits, params)
-    level = open_body(request.headers, request.content, limits)
+    level = open_body(request.headers, request.content, limits, urlencoded=True)
     reader = _FormReader(request, limits)
     try:
         await reader.read_level(level, None)

@@ -15,6 +15,7 @@ import enum
 import re
 from typing import Final, Literal
 
+from .._words import counted
 from ..config import UploadLimits
 from ..errors import HeadersTooLarge, MalformedMultipart, PreambleTooLarge
 from .headers import PartHead, parse_head
@@ -41,6 +42,12 @@ _PLAIN_NAME = re.compile(rb'[^\x00-\x1f\x7f"\\%]*')
 _MAX_PADDING = 256
 # Answers of _after_boundary() besides "the next line starts at this index".
 _NOT_BOUNDARY, _WAIT, _FINAL_BIT = -1, -2, 1 << 62
+
+
+def _headers_too_long(limit: int) -> HeadersTooLarge:
+    return HeadersTooLarge(
+        f"a part's headers are longer than {counted(limit, 'byte')}", limit=limit
+    )
 
 
 class MultipartParser:
@@ -237,18 +244,12 @@ class MultipartParser:
             end = buf.find(b"\n\n", pos, window)
             if end < 0:
                 if n - pos >= window - pos:
-                    raise HeadersTooLarge(
-                        f"a part's headers are longer than {limits.max_header_size} bytes",
-                        limit=limits.max_header_size,
-                    )
+                    raise _headers_too_long(limits.max_header_size)
                 return self._wait_headers()
             body = end + 2
         block_end = end - 1 if buf[end - 1] == 13 else end
         if block_end - pos > limits.max_header_size:
-            raise HeadersTooLarge(
-                f"a part's headers are longer than {limits.max_header_size} bytes",
-                limit=limits.max_header_size,
-            )
+            raise _headers_too_long(limits.max_header_size)
         head = parse_head(buf[pos:block_end], limits.max_part_headers)
         self._pos = body
         self._state = _BODY

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import codecs
 import json
 import os
 from pathlib import Path
@@ -13,7 +12,7 @@ from multidict import CIMultiDictProxy
 
 from ..config import UploadLimits
 from ..errors import MalformedMultipart
-from .charsets import charset_codec, decode_charset
+from .charsets import charset_codec, decode_text, trusted_codec
 from .filenames import safe_filename
 from .limits import limits_for
 from .reader import Level, PartStream, open_body
@@ -21,32 +20,6 @@ from .saving import save_stream
 from .urlencoded import parse_urlencoded
 
 __all__ = ["BodyPart", "PartIterator", "decode_text", "iter_parts"]
-
-
-def decode_text(data: bytes, charset: str, field: str | None, *, trusted: bool = False) -> str:
-    """``data`` decoded with ``charset``; 400 when it is not text in it, 415 if not a form charset.
-
-    ``charset`` is a label of the WHATWG Encoding Standard (see :mod:`.charsets`), unless
-    ``trusted``: an ``encoding=`` the application chose is any Python text codec.
-    """
-    codec = _trusted_codec(charset) if trusted else charset_codec(charset, field)
-    try:
-        return decode_charset(data, codec)
-    except UnicodeError:
-        raise MalformedMultipart(
-            f"field {field!r} is not valid {charset[:40]} text", field=field
-        ) from None
-
-
-def _trusted_codec(encoding: str) -> str:
-    """The codec of an ``encoding=`` argument: the application's choice, checked as such."""
-    try:
-        info = codecs.lookup(encoding)
-    except LookupError:
-        raise ValueError(f"unknown encoding {encoding!r}") from None
-    if not getattr(info, "_is_text_encoding", True):
-        raise ValueError(f"{encoding!r} is not a text encoding")
-    return info.name
 
 
 class BodyPart:
@@ -196,7 +169,7 @@ class BodyPart:
         """
         level = self._stream.level
         if encoding is not None:
-            codec = _trusted_codec(encoding)
+            codec = trusted_codec(encoding)
         else:
             codec = charset_codec(self.get_charset(), self.name)
         return await parse_urlencoded(

@@ -1,250 +1,29 @@
-"""Reading a multipart body level by level: wire limits, idle timeout, decoded part streams."""
+"""Reading a multipart body level by level: each head checked, its bytes decoded and counted."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator, Mapping
-from time import monotonic
 from typing import Final
 
 from aiohttp import hdrs
-from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.streams import StreamReader
 
-from .._compat import connection_closed
 from ..config import UploadLimits
-from ..errors import (
-    BadRequest,
-    BodyTooLarge,
-    DecodedTooLarge,
-    FieldsMemoryExceeded,
-    FieldTooLarge,
-    FileTooLarge,
-    MalformedMultipart,
-    NestingTooDeep,
-    NotMultipart,
-    RequestTimeout,
-    TooManyFields,
-    TooManyFiles,
-    TooManyParts,
-    TypeNotAllowed,
-    UploadIdleTimeout,
-    UploadTooSlow,
-)
+from ..errors import MalformedMultipart, NestingTooDeep, NotMultipart, TypeNotAllowed
+from .counts import Counts, check_declared_length
 from .decoding import Decoder, make_decoders, run_decoders
 from .headers import PartHead, parse_content_type
 from .parser import END, NEED_DATA, MultipartParser, Signal
 from .sniff import SNIFF_BYTES, sniff, sniffed_allowed, type_allowed
+from .source import SMALL, BodySource, PartSource, Source
 
-__all__ = ["Counts", "Level", "PartStream", "Source", "open_body"]
+__all__ = ["Level", "PartStream", "open_body"]
 
+#: Decoder output gathered behind a small piece before it is handed on.
+_GATHER: Final = 64 * 1024
 _BCHARS: Final = frozenset(
     "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'()+_,-./:=? "
 )
-
-
-#: The longest a body is parsed without letting the event loop run other tasks (seconds).
-_TURN = 0.01
-
-
-class Counts:
-    """What one body has used of its limits so far, shared by its nesting levels."""
-
-    __slots__ = ("decoded", "fields", "files", "parts", "text", "turn")
-
-    def __init__(self) -> None:
-        self.parts = 0
-        self.files = 0
-        self.fields = 0
-        self.decoded = 0
-        #: Decoded bytes of text (non-file) parts, against ``max_fields_memory``.
-        self.text = 0
-        #: When (``time.monotonic()``) the body's reader next lets other tasks run.
-        self.turn = 0.0
-
-    def turn_due(self) -> bool:
-        """Whether the body has held the event loop for ``_TURN`` seconds.
-
-        A client that sends faster than its body is parsed always finds bytes waiting:
-        reading them then never suspends, and a body of 100,000 small parts would hold
-        every other request of the process for seconds.
-        """
-        return monotonic() >= self.turn
-
-    async def take_turn(self) -> None:
-        """Let other tasks run (not on the first call: that starts the clock)."""
-        if self.turn:
-            await asyncio.sleep(0)
-        self.turn = monotonic() + _TURN
-
-
-class Source:
-    """Where a level's bytes come from; ``read()`` returns ``b""`` at the end."""
-
-    __slots__ = ()
-
-    async def read(self) -> bytes:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        """Stop any timer the source runs."""
-
-
-class _Watchdog:
-    """Fails the stream when one read waits ``timeout`` seconds, or the body comes too slowly.
-
-    One timer, re-armed lazily: every deadline it computes is no earlier than the one
-    before, so a timer that fires early only re-arms itself.
-
-    The rate counts the time spent waiting for body bytes, not the time the handler spent
-    on them: a handler that saves a file slowly does not make its client "too slow".
-    """
-
-    __slots__ = (
-        "_content",
-        "_handle",
-        "_loop",
-        "_min_rate",
-        "_timeout",
-        "received",
-        "since",
-        "waited",
-    )
-
-    def __init__(self, content: StreamReader, timeout: float, min_rate: float | None) -> None:
-        self._content = content
-        self._timeout = timeout
-        self._min_rate = min_rate
-        self._loop = asyncio.get_running_loop()
-        self._handle: asyncio.TimerHandle | None = None
-        self.since: float | None = None
-        #: Seconds spent waiting in reads that have ended, and the bytes they brought.
-        self.waited = 0.0
-        self.received = 0
-
-    def start(self) -> None:
-        self.since = now = self._loop.time()
-        if self._handle is None:
-            self._handle = self._loop.call_at(self._deadline(now)[0], self._check)
-
-    def stop(self, received: int) -> None:
-        since = self.since
-        if since is not None:
-            self.waited += self._loop.time() - since
-            self.since = None
-        self.received += received
-
-    def _deadline(self, since: float) -> tuple[float, bool]:
-        """When the current wait fails, and whether it fails for the rate (not idleness)."""
-        idle = since + self._timeout
-        rate = self._min_rate
-        if rate is None:
-            return idle, False
-        # Fails once the time waited reaches both idle_timeout and received / min_rate.
-        slow = since - self.waited + max(self._timeout, self.received / rate)
-        return (slow, True) if slow < idle else (idle, False)
-
-    def _check(self) -> None:
-        self._handle = None
-        since = self.since
-        if since is None:
-            return
-        deadline, slow = self._deadline(since)
-        if self._loop.time() + 0.001 >= deadline:
-            if slow:
-                assert self._min_rate is not None
-                self._content.set_exception(UploadTooSlow(self._min_rate))
-            else:
-                self._content.set_exception(UploadIdleTimeout(self._timeout))
-        else:
-            self._handle = self._loop.call_at(deadline, self._check)
-
-    def close(self) -> None:
-        self.since = None
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-
-
-#: Pieces shorter than this are joined with the next ones: a read gathers what is already
-#: buffered behind a small chunk, and a part joins its small pieces before handing them
-#: on, so that a body sent in tiny pieces is handled and stored in pieces of a useful size.
-_SMALL = 8 * 1024
-#: Decoder output gathered behind a small piece before it is handed on.
-_GATHER = 64 * 1024
-
-
-class BodySource(Source):
-    """An HTTP body: bytes counted against ``max_body_size``, stalls against ``idle_timeout``."""
-
-    __slots__ = ("_content", "_limit", "_total", "_watchdog")
-
-    def __init__(
-        self, content: StreamReader, limits: UploadLimits, limit: int | None = None
-    ) -> None:
-        self._content = content
-        self._limit = limits.max_body_size if limit is None else limit
-        self._total = 0
-        self._watchdog = (
-            _Watchdog(content, limits.idle_timeout, limits.min_rate)
-            if limits.idle_timeout is not None
-            else None
-        )
-
-    async def read(self) -> bytes:
-        content = self._content
-        watchdog = self._watchdog
-        if watchdog is not None:
-            watchdog.start()
-        data = b""
-        try:
-            while True:
-                data, end_of_chunk = await content.readchunk()
-                # (b"", True) marks the end of an HTTP chunk; (b"", False) the end of the body.
-                if data or not end_of_chunk or content.at_eof():
-                    break
-            if data and len(data) < _SMALL:
-                # Bounded in bytes, and so in time too: aiohttp takes a few microseconds
-                # for each HTTP chunk it hands over, however small.
-                more = content.read_nowait(_SMALL - len(data))
-                if more:
-                    data += more
-        except RequestTimeout:
-            # After the answer aiohttp reads what is left of the body, and would log the
-            # stall as an unhandled exception with its traceback, once per stalled client.
-            # A TimeoutError there means "give up on the rest": it closes quietly.
-            content.set_exception(TimeoutError("the request body stalled"))
-            raise
-        except RuntimeError as exc:
-            if connection_closed(exc):  # a read after the connection was lost
-                raise ConnectionResetError("the connection was lost") from None
-            raise
-        except HttpProcessingError:
-            raise BadRequest("the request body's transfer framing is malformed") from None
-        finally:
-            if watchdog is not None:
-                watchdog.stop(len(data))
-        if data:
-            self._total += len(data)
-            if self._total > self._limit:
-                raise BodyTooLarge(self._limit)
-        return data
-
-    def close(self) -> None:
-        if self._watchdog is not None:
-            self._watchdog.close()
-
-
-class _PartSource(Source):
-    """The decoded bytes of a part that is itself a multipart body."""
-
-    __slots__ = ("_part",)
-
-    def __init__(self, part: PartStream) -> None:
-        self._part = part
-
-    async def read(self) -> bytes:
-        return await self._part.next_chunk()
 
 
 class Level:
@@ -320,9 +99,7 @@ class Level:
                 await self.fill()
                 continue
             counts = self.counts
-            counts.parts += 1
-            if counts.parts > self.limits.max_parts:
-                raise TooManyParts(self.limits.max_parts)
+            counts.part()
             if head.is_multipart and self.depth >= self.limits.max_depth:
                 raise NestingTooDeep(self.limits.max_depth, head.name or self.field)
             if counts.turn_due():
@@ -333,7 +110,7 @@ class Level:
         """The level of ``part``, a part that is itself multipart."""
         boundary = _check_boundary(part.head.boundary)
         level = Level(
-            _PartSource(part),
+            PartSource(part),
             boundary,
             part.head.media_type[10:],
             self.limits,
@@ -356,17 +133,25 @@ def _check_boundary(boundary: str | None) -> str:
     return boundary
 
 
-def open_body(headers: Mapping[str, str], content: StreamReader, limits: UploadLimits) -> Level:
-    """The top level of a multipart HTTP body, checked before a byte of it is read."""
+def open_body(
+    headers: Mapping[str, str],
+    content: StreamReader,
+    limits: UploadLimits,
+    *,
+    urlencoded: bool = False,
+) -> Level:
+    """The top level of a multipart HTTP body, checked before a byte of it is read.
+
+    ``urlencoded``: the caller also reads urlencoded bodies, and the 415 says so.
+    """
     ctype = headers.get(hdrs.CONTENT_TYPE, "")
     if not ctype.partition(";")[0].strip().lower().startswith("multipart/"):
-        raise NotMultipart(ctype)
+        raise NotMultipart(ctype, urlencoded=urlencoded)
     media_type, params = parse_content_type(ctype)
     boundary = _check_boundary(params.get("boundary"))
-    length = headers.get(hdrs.CONTENT_LENGTH)
-    if length is not None and length.isdigit() and int(length) > limits.max_body_size:
-        raise BodyTooLarge(limits.max_body_size)
-    return Level(BodySource(content, limits), boundary, media_type[10:], limits, Counts(), depth=1)
+    check_declared_length(headers, limits.max_body_size)
+    source = BodySource(content, limits)
+    return Level(source, boundary, media_type[10:], limits, Counts(limits), depth=1)
 
 
 class PartStream:
@@ -384,7 +169,6 @@ class PartStream:
         "head",
         "is_file",
         "level",
-        "limit",
         "name",
         "size",
     )
@@ -402,7 +186,6 @@ class PartStream:
         self._sniff: tuple[str, tuple[str, ...]] | None = None
         if not self.container and not self._deferred:
             self._count_and_check_type()
-        self.limit = limits.max_file_size if self.is_file else limits.max_field_size
         self._decoders: list[Decoder] | None = None
         if head.transfer_encoding is not None or head.content_encoding is not None:
             self._decoders = (
@@ -421,16 +204,11 @@ class PartStream:
 
     def _count_and_check_type(self) -> None:
         limits = self.level.limits
-        counts = self.level.counts
         name = self.name
         if self.is_file:
-            counts.files += 1
-            if counts.files > limits.max_files:
-                raise TooManyFiles(limits.max_files, name)
+            self.level.counts.file(name)
         else:
-            counts.fields += 1
-            if counts.fields > limits.max_fields:
-                raise TooManyFields(limits.max_fields, name)
+            self.level.counts.field(name)
         allowed = limits.allowed_types
         if allowed is None:
             return
@@ -473,34 +251,22 @@ class PartStream:
     def _account(self, data: bytes) -> None:
         n = len(data)
         self.size += n
-        if self.size > self.limit:
-            if self.is_file:
-                raise FileTooLarge(self.name, self.limit)
-            raise FieldTooLarge(self.name, self.limit)
-        counts = self.level.counts
-        counts.decoded += n
-        limits = self.level.limits
-        if counts.decoded > limits.decoded_limit:
-            raise DecodedTooLarge(self.name, limits.decoded_limit)
-        if not self.is_file:
-            counts.text += n
-            if counts.text > limits.max_fields_memory:
-                raise FieldsMemoryExceeded(limits.max_fields_memory, self.name)
+        self.level.counts.data(n, self.size, self.name, self.is_file)
 
     async def _next_decoded(self) -> bytes:
-        """The next decoded bytes: at least ``_SMALL`` of them unless the part ends first.
+        """The next decoded bytes: at least ``SMALL`` of them unless the part ends first.
 
         A client can send a part in pieces of a byte or two (each its own TCP segment, or
         its own HTTP chunk): handing each on would make whatever stores them (a spool,
         ``read()``) hold one object per piece, dozens of times the part's size.
         """
         data = await self._next_piece()
-        if not data or len(data) >= _SMALL:
+        if not data or len(data) >= SMALL:
             return data
         if self._decoders is None and self.level.parser.part_ending:
             return data  # the last piece of a short part: nothing to join it with
         buf = bytearray(data)
-        while len(buf) < _SMALL:
+        while len(buf) < SMALL:
             more = await self._next_piece()
             if not more:
                 break

@@ -20,8 +20,10 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from .._words import counted
 from ..errors import InsufficientStorage
-from .files import Spool, file_mode, no_room
+from .fs import file_mode, no_room
+from .spool import Spool
 
 __all__ = ["numbered", "publish", "save_stream", "target", "write_beside"]
 
@@ -121,7 +123,8 @@ def publish(tmp: str, dest: Path, *, overwrite: bool = False, unique: bool = Fal
             candidate = numbered(dest, n)
             continue
         return candidate
-    raise FileExistsError(errno.EEXIST, f"no free name after {MAX_UNIQUE} tries", str(dest))
+    tries = counted(MAX_UNIQUE, "try", "tries")
+    raise FileExistsError(errno.EEXIST, f"no free name after {tries}", str(dest))
 
 
 def refuse_taken(dest: Path, overwrite: bool, unique: bool) -> None:

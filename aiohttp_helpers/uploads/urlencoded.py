@@ -13,9 +13,8 @@ from typing import Final
 from urllib.parse import unquote_to_bytes
 
 from ..config import UploadLimits
-from ..errors import FieldsMemoryExceeded, FieldTooLarge, MalformedMultipart, TooManyFields
-from .charsets import charset_codec, decode_charset
-from .reader import Counts
+from .charsets import charset_codec, decode_charset, not_text
+from .counts import Counts
 
 __all__ = ["parse_urlencoded"]
 
@@ -74,14 +73,12 @@ async def parse_urlencoded(
         MalformedMultipart: a name or value that is not text in ``charset`` (400).
     """
     python_codec = charset if codec else charset_codec(charset, field)
+    # The pairs are counted on their own: a part's pairs are not fields of the body.
+    tally = Counts(limits)
     if turn is None:
-        turn = Counts()
+        turn = tally
     await turn.take_turn()
     pairs: list[tuple[str, str]] = []
-    max_fields = limits.max_fields
-    max_field = limits.max_field_size
-    budget = limits.max_fields_memory
-    held = 0
     end = len(data)
     # A trailing line end (curl --data-binary @file) is not part of the last value.
     while end and data[end - 1] in b"\r\n":
@@ -95,8 +92,7 @@ async def parse_urlencoded(
         pos = amp + 1
         if not piece:
             continue
-        if len(pairs) >= max_fields:
-            raise TooManyFields(max_fields, field)
+        tally.field(field)
         raw_name, _, raw_value = piece.partition(b"=")
         if len(piece) <= _SLICE:
             name_bytes = _unescape_small(raw_name)
@@ -108,15 +104,8 @@ async def parse_urlencoded(
             name = decode_charset(name_bytes, python_codec)
             value = decode_charset(value_bytes, python_codec)
         except UnicodeError:
-            what = "the form" if field is None else f"field {field!r}"
-            raise MalformedMultipart(
-                f"{what} is not valid {charset[:40]} text", field=field
-            ) from None
-        if len(value_bytes) > max_field:
-            raise FieldTooLarge(name, max_field)
-        held += len(name_bytes) + len(value_bytes)
-        if held > budget:
-            raise FieldsMemoryExceeded(budget, name)
+            raise not_text(field, charset, whole=field is None) from None
+        tally.pair(name, len(name_bytes), len(value_bytes))
         pairs.append((name, value))
         if len(pairs) & 255 == 0 and turn.turn_due():
             await turn.take_turn()

@@ -23,10 +23,12 @@ from aiohttp import (
 )
 from yarl import URL
 
-from .close import CloseFrame
+from .._compat import retype_client_ws
+from .._validate import non_negative, positive
+from .close import CloseFrame, CloseRecord
 from .codes import Retry, close_code_info
 
-__all__ = ["ReconnectPolicy", "WSReconnector", "ws_connect"]
+__all__ = ["ClientWebSocket", "ReconnectPolicy", "WSReconnector", "ws_connect"]
 
 log = logging.getLogger("aiohttp_helpers.websocket.client")
 
@@ -34,11 +36,12 @@ log = logging.getLogger("aiohttp_helpers.websocket.client")
 _RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
-def _number(name: str, value: object, *, allow_zero: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if value < 0 or (value == 0 and not allow_zero):
-        raise ValueError(f"{name} must be {'non-negative' if allow_zero else 'positive'}")
+def _positive(name: str, value: object) -> None:
+    positive(name, value, got=False)
+
+
+def _non_negative(name: str, value: object) -> None:
+    non_negative(name, value, rule="must be non-negative", got=False)
 
 
 def _advice(name: str, value: object) -> Retry:
@@ -74,25 +77,28 @@ class ReconnectPolicy:
     clock: Callable[[], float] = field(default=time.monotonic, compare=False)
 
     def __post_init__(self) -> None:
-        _number("initial_delay", self.initial_delay)
-        _number("max_delay", self.max_delay)
-        _number("stable_after", self.stable_after, allow_zero=True)
-        _number("multiplier", self.multiplier)
+        _positive("initial_delay", self.initial_delay)
+        _positive("max_delay", self.max_delay)
+        _non_negative("stable_after", self.stable_after)
+        _positive("multiplier", self.multiplier)
         if self.multiplier < 1:
             raise ValueError("multiplier must be at least 1")
         if self.max_delay < self.initial_delay:
             raise ValueError("max_delay must not be below initial_delay")
         low, high = self.restart_delay
-        _number("restart_delay", low, allow_zero=True)
-        _number("restart_delay", high, allow_zero=True)
+        _non_negative("restart_delay", low)
+        _non_negative("restart_delay", high)
         if high < low:
             raise ValueError("restart_delay must be (low, high) with low <= high")
-        attempts: object = self.max_attempts
-        if attempts is not None:
-            if isinstance(attempts, bool) or not isinstance(attempts, int):
-                raise TypeError("max_attempts must be an int or None")
-            if attempts <= 0:
-                raise ValueError("max_attempts must be positive")
+        positive(
+            "max_attempts",
+            self.max_attempts,
+            optional=True,
+            got=False,
+            integer=True,
+            noun="an int or None",
+            show="none",
+        )
         codes: dict[int, Retry] = {}
         given: list[tuple[object, object]] = list(self.application_codes.items())
         for code, advice in given:
@@ -124,6 +130,69 @@ class ReconnectPolicy:
         return low + self.random() * (high - low)
 
 
+class ClientWebSocket(ClientWebSocketResponse):
+    """The ``ClientWebSocketResponse`` that :func:`ws_connect` yields: it records its close.
+
+    aiohttp<3.15: ``async for msg in ws`` swallows the close frame and its reason, and
+    ``close_code`` is the peer's answer even when this side closed first. This class
+    fills :attr:`close_record` (a :class:`~aiohttp_helpers.websocket.CloseRecord`, as
+    the server's :class:`~aiohttp_helpers.ServerWebSocket` does) as frames go past
+    ``receive()`` and ``close()``; everything else is aiohttp's. Pass it as a
+    ``ClientSession``'s ``ws_response_class`` to have it on every ``ws_connect()``.
+    """
+
+    close_record: CloseRecord
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.close_record = CloseRecord()
+
+    @classmethod
+    def adopt(cls, ws: ClientWebSocketResponse) -> ClientWebSocket:
+        """``ws`` as a :class:`ClientWebSocket` (itself, when it already is one)."""
+        if isinstance(ws, ClientWebSocket):
+            return ws
+        recording = retype_client_ws(ws, _recording_class(type(ws)))
+        recording.close_record = CloseRecord()
+        return recording
+
+    async def receive(self, timeout: float | None = None) -> WSMessage:  # noqa: ASYNC109
+        """aiohttp's ``receive()``, recording the close frame on the way past."""
+        msg: WSMessage = await super().receive(timeout)
+        record = self.close_record
+        if msg.type is WSMsgType.CLOSE:
+            record.on_received(CloseFrame.from_message(msg))
+        elif (
+            msg.type is WSMsgType.ERROR
+            and isinstance(msg.data, WebSocketError)
+            and record.first is None
+        ):
+            # aiohttp answered a bad frame from the server with this code.
+            record.on_sent(CloseFrame(msg.data.code, str(msg.data)))
+        return msg
+
+    async def close(self, *, code: int = WSCloseCode.OK, message: bytes = b"") -> bool:
+        """aiohttp's ``close()``, recording the frame when this side closes first."""
+        # aiohttp sets close_code before it closes in answer to the server (its close
+        # frame, the end of the stream, a bad frame): only a close with none is ours.
+        if self.close_record.first is None and not self.closed and self.close_code is None:
+            self.close_record.on_sent(CloseFrame(code, message.decode("utf-8", "replace")))
+        return await super().close(code=code, message=message)
+
+
+_RECORDING: dict[type[ClientWebSocketResponse], type[ClientWebSocket]] = {
+    ClientWebSocketResponse: ClientWebSocket
+}
+
+
+def _recording_class(base: type[ClientWebSocketResponse]) -> type[ClientWebSocket]:
+    """:class:`ClientWebSocket` over a session's own ``ws_response_class``."""
+    cls = _RECORDING.get(base)
+    if cls is None:
+        cls = _RECORDING[base] = type(f"Recording{base.__name__}", (ClientWebSocket, base), {})
+    return cls
+
+
 def ws_connect(
     session: ClientSession,
     url: str | URL | Sequence[str | URL],
@@ -131,10 +200,12 @@ def ws_connect(
     policy: ReconnectPolicy | None = None,
     **kwargs: Any,
 ) -> WSReconnector:
-    """Connected ``ClientWebSocketResponse``s, one after another, as the close codes allow.
+    """Connected sockets, one after another, as the close codes allow.
 
-    ``url`` is one URL or several (the others are used when one fails or answers 1013).
-    ``kwargs`` go to ``session.ws_connect()``. Use it as::
+    Each is a :class:`ClientWebSocket`: aiohttp's ``ClientWebSocketResponse`` (or the
+    session's own ``ws_response_class``) that records its close. ``url`` is one URL or
+    several (the others are used when one fails or answers 1013). ``kwargs`` go to
+    ``session.ws_connect()``. Use it as::
 
         async for ws in ah.ws_connect(session, url):
             async for msg in ws:
@@ -168,9 +239,7 @@ class WSReconnector:
         self._kwargs = kwargs
         self._index = 0
         self._overloaded: set[int] = set()
-        self._ws: ClientWebSocketResponse | None = None
-        self._first: CloseFrame | None = None
-        self._peer_first = False
+        self._ws: ClientWebSocket | None = None
         self._connected_at = 0.0
         #: Consecutive failed attempts (reset by a stable connection).
         self.failures = 0
@@ -208,9 +277,9 @@ class WSReconnector:
         ws, self._ws = self._ws, None
         if ws is not None and not ws.closed:
             await ws.close()
-            self._note_close()
+            self._note_close(ws)
 
-    async def __anext__(self) -> ClientWebSocketResponse:
+    async def __anext__(self) -> ClientWebSocket:
         if self.stopped:
             raise StopAsyncIteration
         previous, self._ws = self._ws, None
@@ -237,10 +306,9 @@ class WSReconnector:
         self.error = None
         self.connections += 1
         self._connected_at = self.policy.clock()
-        self._first, self._peer_first = None, False
-        self._watch(ws)
-        self._ws = ws
-        return ws
+        recording = ClientWebSocket.adopt(ws)
+        self._ws = recording
+        return recording
 
     def _failed(self, exc: BaseException) -> float:
         """Count a failed attempt; the wait before the next one (or stop)."""
@@ -268,52 +336,26 @@ class WSReconnector:
                 return True
         return False
 
-    def _watch(self, ws: ClientWebSocketResponse) -> None:
-        # aiohttp<3.15: `async for msg in ws` swallows the close frame and its reason, and
-        # close_code is the peer's answer even when this side closed first: record the
-        # first close frame as it goes past receive() or close().
-        receive, close = ws.receive, ws.close
-
-        async def recording_receive(timeout: float | None = None) -> WSMessage:  # noqa: ASYNC109
-            msg = await receive(timeout)
-            if self._first is None:
-                if msg.type is WSMsgType.CLOSE:
-                    self._first = CloseFrame(msg.data or 1005, msg.extra or "")
-                    self._peer_first = True
-                elif msg.type is WSMsgType.ERROR and isinstance(msg.data, WebSocketError):
-                    # aiohttp answered a bad frame from the server with this code.
-                    self._first = CloseFrame(msg.data.code, str(msg.data))
-            return msg
-
-        async def recording_close(*, code: int = WSCloseCode.OK, message: bytes = b"") -> bool:
-            # aiohttp sets close_code before it closes in answer to the server (its close
-            # frame, the end of the stream, a bad frame): only a close with none is ours.
-            if self._first is None and not ws.closed and ws.close_code is None:
-                self._first = CloseFrame(code, message.decode("utf-8", "replace"))
-            return await close(code=code, message=message)
-
-        ws.receive = recording_receive  # type: ignore[method-assign]
-        ws.close = recording_close  # type: ignore[method-assign]
-
-    def _note_close(self) -> bool:
-        """Record how the last connection ended; whether this client did not end it."""
-        first = self._first
+    def _note_close(self, ws: ClientWebSocket) -> bool:
+        """Record how ``ws`` ended; whether this client did not end it."""
+        record = ws.close_record
+        first = record.first
         if first is None:
             # No close frame either way: the connection dropped, or a heartbeat failed.
             self.close_code, self.close_reason = WSCloseCode.ABNORMAL_CLOSURE, ""
             return True
         self.close_code, self.close_reason = first
-        return self._peer_first
+        return record.peer_first
 
-    async def _after(self, ws: ClientWebSocketResponse) -> float:
+    async def _after(self, ws: ClientWebSocket) -> float:
         """Decide, after ``ws``, whether to reconnect and after how long."""
         policy = self.policy
         if not ws.closed:
             # The loop body moved on with the socket open: the caller is done with it.
             await ws.close()
-            self._note_close()
+            self._note_close(ws)
             self._stop("the socket was left open: the caller is done")
-        server_first = self._note_close()
+        server_first = self._note_close(ws)
         code = self.close_code
         assert code is not None
         if not server_first:

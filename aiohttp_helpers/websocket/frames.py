@@ -1,4 +1,6 @@
-"""Strict client frames: the RFC 6455 checks aiohttp's reader leaves out, made as bytes arrive.
+"""Frames on the wire: strict checks of client frames, and prebuilt server frames.
+
+Client frames: the RFC 6455 checks aiohttp's reader leaves out, made as bytes arrive.
 
 aiohttp 3.14's reader accepts an unmasked client frame and a payload length written in
 more bytes than needed, and checks the UTF-8 of a text message only once the whole
@@ -21,19 +23,27 @@ costs a copy, but only of text that arrives in a chunk before the one where its 
 ends: aiohttp decodes a message, and so checks the piece in that last chunk, in the same
 step. ASCII needs no decoding. Compressed (permessage-deflate) text can only be checked
 once inflated, which aiohttp does when the message is complete.
+
+Server frames: :class:`Prebuilt` frames one broadcast message once, for every socket
+that takes it (see ``WebSocketRegistry.deliver``).
 """
 
 from __future__ import annotations
 
 import codecs
 import logging
-from typing import Any, Final
+import struct
+import zlib
+from typing import TYPE_CHECKING, Any, Final
 
-from aiohttp import WebSocketError, WSCloseCode
+from aiohttp import WebSocketError, WSCloseCode, WSMsgType
 
 from .._compat import websocket_mask
 
-__all__ = ["StrictFrames"]
+if TYPE_CHECKING:
+    from .._compat import WebSocketWriter
+
+__all__ = ["Prebuilt", "StrictFrames"]
 
 log = logging.getLogger("aiohttp_helpers.websocket")
 
@@ -311,3 +321,59 @@ def _parse_header(data: bytes, pos: int) -> tuple[int, int, int] | tuple[str, in
     if n < hlen:
         return None
     return hlen, length, first
+
+
+# -- server frames, prebuilt ------------------------------------------------------------
+
+
+class Prebuilt:
+    """One broadcast message's server frames: built once, shared by every socket that takes them."""
+
+    __slots__ = ("_compressed", "opcode", "payload", "plain")
+
+    def __init__(self, data: str | bytes) -> None:
+        if isinstance(data, str):
+            self.payload, self.opcode = data.encode("utf-8"), WSMsgType.TEXT
+        else:
+            self.payload, self.opcode = bytes(data), WSMsgType.BINARY
+        self.plain = _frame(self.payload, self.opcode, 0)
+        self._compressed: dict[int, bytes] = {}
+
+    def for_writer(self, writer: WebSocketWriter) -> bytes:
+        """The frame for a socket that negotiated permessage-deflate (RFC 7692).
+
+        A socket that keeps its compression context (the usual case, browsers
+        included) gets the uncompressed frame: RSV1 unset marks an uncompressed message,
+        which the peer takes as is and which touches neither side's compression
+        context, whereas a frame compressed here would shift the window that the
+        socket's own next compressed message refers to. A socket without context
+        takeover gets a frame compressed once per window size, shared by all of them.
+        """
+        if not writer.notakeover:
+            return self.plain
+        wbits = writer.compress
+        frame = self._compressed.get(wbits)
+        if frame is None:
+            compressor = zlib.compressobj(zlib.Z_BEST_SPEED, zlib.DEFLATED, -wbits)
+            body = compressor.compress(self.payload) + compressor.flush(zlib.Z_SYNC_FLUSH)
+            frame = self._compressed[wbits] = _frame(
+                body.removesuffix(_DEFLATE_TAIL), self.opcode, 0x40
+            )
+        return frame
+
+
+#: The empty stored block that ends a sync flush; RFC 7692 section 7.2.1 drops it.
+_DEFLATE_TAIL = b"\x00\x00\xff\xff"
+
+
+def _frame(payload: bytes, opcode: int, rsv: int) -> bytes:
+    """A final, unmasked frame (servers never mask, RFC 6455 section 5.1)."""
+    first = 0x80 | rsv | opcode
+    size = len(payload)
+    if size < 126:
+        header = struct.pack("!BB", first, size)
+    elif size < 65536:
+        header = struct.pack("!BBH", first, 126, size)
+    else:
+        header = struct.pack("!BBQ", first, 127, size)
+    return header + payload

@@ -3,271 +3,70 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
-import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, overload
 
-from aiohttp import WSCloseCode, WSMessage, WSMsgType, hdrs, web
+from aiohttp import WSCloseCode, hdrs, web
 
-from .._compat import install_ws_parser, ws_closing, ws_transport
 from ..config import WebSocketSettings
 from ..errors import OriginNotAllowed
-from ..keys import HELPERS_KEY, WS_SETTINGS_KEY
+from ..keys import SIGNALS_KEY, WEBSOCKETS_KEY, WS_SETTINGS_KEY
 from ..origins import check_origin
-from .close import TOO_SLOW, CloseFrame, close_websocket, encode_reason, stale_drain_cancelled
-from .codes import check_close_code, may_send
-from .frames import StrictFrames
+from .close import (
+    HANDLER_CANCELLED,
+    INTERNAL_ERROR,
+    NORMAL,
+    TOO_SLOW,
+    CloseFrame,
+    WSClose,
+    close_websocket,
+    stale_drain_cancelled,
+)
+from .server import MessageKind, ServerWebSocket
 
 if TYPE_CHECKING:
     from ..signals import RequestSignals
     from .registry import WebSocketRegistry
 
-__all__ = ["MessageKind", "Messages", "ServerWebSocket", "WSClose", "websocket_handler"]
+__all__ = ["websocket_handler"]
 
 log = logging.getLogger("aiohttp_helpers.websocket")
 
-MessageKind = Literal["any", "text", "bytes", "json"]
-
 #: What a wrapped handler looks like: ``async def handler(request, ws) -> None``.
-WSHandler = Callable[[web.Request, "ServerWebSocket"], Awaitable[None]]
+WSHandler = Callable[[web.Request, ServerWebSocket], Awaitable[None]]
 #: What ``@websocket_handler`` returns: an aiohttp handler.
-WrappedHandler = Callable[[web.Request], Awaitable["ServerWebSocket"]]
+WrappedHandler = Callable[[web.Request], Awaitable[ServerWebSocket]]
 
-INTERNAL_ERROR = CloseFrame(WSCloseCode.INTERNAL_ERROR, "internal server error")
-IDLE = CloseFrame(WSCloseCode.OK, "idle timeout")
-NORMAL = CloseFrame(WSCloseCode.OK, "")
-HANDLER_CANCELLED = CloseFrame(WSCloseCode.GOING_AWAY, "server going away")
-NOT_TEXT = CloseFrame(WSCloseCode.UNSUPPORTED_DATA, "binary messages are not accepted")
-NOT_BINARY = CloseFrame(WSCloseCode.UNSUPPORTED_DATA, "text messages are not accepted")
-BAD_JSON = CloseFrame(WSCloseCode.INVALID_TEXT, "message is not valid JSON")
-#: Reasons for the codes aiohttp sends on its own, without one.
-_PROTOCOL_REASONS: dict[int, str] = {
-    WSCloseCode.PROTOCOL_ERROR: "protocol error",
-    WSCloseCode.INVALID_TEXT: "text message is not valid UTF-8",
-    WSCloseCode.MESSAGE_TOO_BIG: "message too big",
+
+class _AppSetting:
+    """An option left out of ``@websocket_handler(...)``: the app's setting applies.
+
+    Its ``repr`` is the setting's default, so that ``help()`` and
+    ``inspect.signature()`` show the value a route gets on an app that sets none.
+    """
+
+    __slots__ = ("default",)
+
+    def __init__(self, default: object) -> None:
+        self.default = default
+
+    def __repr__(self) -> str:
+        return repr(self.default)
+
+
+_DEFAULTS = WebSocketSettings()
+#: The defaults of ``@websocket_handler(...)``'s options: the app's settings.
+_APP: dict[str, Any] = {
+    field.name: _AppSetting(getattr(_DEFAULTS, field.name))
+    for field in dataclasses.fields(WebSocketSettings)
 }
 
 
-class WSClose(Exception):
-    """Raise it in a WebSocket handler to end the connection with ``code`` and ``reason``.
-
-    Raises:
-        ValueError: ``code`` may not be sent (checked here, not when the frame goes out).
-    """
-
-    def __init__(self, code: int = WSCloseCode.OK, reason: str = "") -> None:
-        self.code = check_close_code(code)
-        self.reason = encode_reason(reason).decode("utf-8")
-        super().__init__(self.code, self.reason)
-
-    def __str__(self) -> str:
-        return f"{self.code} {self.reason}".rstrip()
-
-
-class ServerWebSocket(web.WebSocketResponse):
-    """The ``WebSocketResponse`` that wrapped handlers get.
-
-    On top of aiohttp's it:
-
-    - validates every close code it sends and cuts reasons to 123 UTF-8 bytes;
-    - records the close frames sent and received (:attr:`close_sent`,
-      :attr:`close_received`): :attr:`close_code` and :attr:`close_reason` are those of
-      the frame that began the closing handshake, or 1006 when the connection ended
-      without one (aiohttp reports 1006 after a protocol error, and ``async for``
-      hides the reason);
-    - echoes the peer's close code, as RFC 6455 suggests, and answers an invalid one
-      with 1002;
-    - offers :meth:`messages`, an iterator of text, bytes or parsed JSON;
-    - with ``strict_frames`` (the default), fails the connection on client frames that
-      aiohttp lets through: unmasked or with a non-minimal length (1002), and text that
-      is not UTF-8 as soon as the bad byte arrives (1007); see
-      :mod:`aiohttp_helpers.websocket.frames`.
-    """
-
-    def __init__(
-        self, *, messages: MessageKind = "any", strict_frames: bool = True, **kwargs: Any
-    ) -> None:
-        super().__init__(**kwargs)
-        self.message_kind: MessageKind = messages
-        self.strict_frames = strict_frames
-        self.close_sent: CloseFrame | None = None
-        self.close_received: CloseFrame | None = None
-        self._first_close: CloseFrame | None = None
-        #: Data messages received and their payload bytes (text counted as UTF-8).
-        self.messages_in = 0
-        self.bytes_in = 0
-        #: The frame the socket was closed with at once because it was not admitted (a
-        #: connection cap: 1013; the app stopping: 1001/1012), else ``None``.
-        self.refused: CloseFrame | None = None
-
-    def _post_start(self, request: web.BaseRequest, protocol: str | None, writer: Any) -> None:
-        if not self.strict_frames:
-            super()._post_start(request, protocol, writer)
-            return
-        # StrictFrames takes the place of aiohttp's reader, so every client byte is checked.
-        start = functools.partial(super()._post_start, request, protocol, writer)
-        if not install_ws_parser(self, request, start, _strict_frames):  # pragma: no cover
-            # Not the aiohttp this was written for: its reader stays as it is.
-            log.warning("strict WebSocket frame checks are off: unknown aiohttp reader")
-
-    @property
-    def close_code(self) -> int | None:
-        """The code the connection ended with (``None`` while it is open)."""
-        first = self._first_close
-        if first is not None:
-            return first.code
-        return super().close_code
-
-    @property
-    def closed_by(self) -> Literal["server", "client"] | None:
-        """Who sent the first close frame; ``None`` while open or when none came (1006)."""
-        first = self._first_close
-        if first is None:
-            return None
-        return "client" if first is self.close_received else "server"
-
-    @property
-    def close_reason(self) -> str:
-        """The reason that came with :attr:`close_code` (``""`` if none)."""
-        first = self._first_close
-        return "" if first is None else first.reason
-
-    def _record_received(self, frame: CloseFrame) -> None:
-        self.close_received = frame
-        if self._first_close is None:
-            self._first_close = frame
-
-    def _record_sent(self, frame: CloseFrame) -> None:
-        self.close_sent = frame
-        if self._first_close is None:
-            self._first_close = frame
-
-    async def close(
-        self, *, code: int = WSCloseCode.OK, message: bytes | str = b"", drain: bool = True
-    ) -> bool:
-        """Close with a validated ``code`` and a ``message`` cut to 123 UTF-8 bytes.
-
-        Raises:
-            ValueError: ``code`` may not be sent.
-        """
-        if ws_transport(self) is None or self.closed:
-            return await super().close(code=code, message=b"", drain=drain)
-        # A close frame from the peer sets the closing state and close_code before aiohttp
-        # calls close() to answer it (see _compat.ws_closing); anything else is our own.
-        peer = super().close_code
-        # A lost connection also sets _closing, with 1006 and the exception recorded.
-        lost = peer == WSCloseCode.ABNORMAL_CLOSURE and self.exception() is not None
-        if ws_closing(self) and peer is not None and not lost:
-            if peer == 0:
-                # An empty close frame: "no status received"; answer with a plain 1000.
-                self._record_received(CloseFrame(1005, ""))
-                code, payload = WSCloseCode.OK, b""
-            elif may_send(peer):
-                self._record_received(CloseFrame(peer, ""))
-                code, payload = peer, b""
-            else:
-                log.debug("peer sent the invalid close code %d", peer)
-                code, payload = WSCloseCode.PROTOCOL_ERROR, b"invalid close code"
-                self._record_sent(CloseFrame(code, payload.decode()))
-        else:
-            code = check_close_code(code)
-            payload = encode_reason(message)
-            if not payload and code in _PROTOCOL_REASONS:
-                payload = _PROTOCOL_REASONS[code].encode()
-            transport = ws_transport(self)
-            if transport is not None and not transport.is_closing():
-                self._record_sent(CloseFrame(code, payload.decode("utf-8")))
-        return await super().close(code=code, message=payload, drain=drain)
-
-    async def receive(self, timeout: float | None = None) -> WSMessage:  # noqa: ASYNC109
-        """aiohttp's ``receive()``, recording the peer's close frame on the way past."""
-        msg = await super().receive(timeout)
-        if msg.type is WSMsgType.CLOSE:
-            self._on_close_message(msg)
-        elif msg.type is _TEXT or msg.type is _BINARY:
-            self._count_in(msg.data)
-        return msg
-
-    def _count_in(self, data: str | bytes) -> None:
-        self.messages_in += 1
-        if isinstance(data, str) and not data.isascii():
-            self.bytes_in += len(data.encode("utf-8", "surrogatepass"))
-        else:
-            self.bytes_in += len(data)
-
-    def _on_close_message(self, msg: WSMessage) -> None:
-        code = msg.data or 1005
-        received = self.close_received
-        if received is not None and received.code == code and not received.reason:
-            frame = CloseFrame(code, msg.extra or "")
-            self.close_received = frame
-            if self._first_close is received:
-                self._first_close = frame
-        elif received is None and (code == 1005 or may_send(code)):
-            self._record_received(CloseFrame(code, msg.extra or ""))
-
-    def messages(self) -> Messages:
-        """Iterate over incoming messages as :attr:`message_kind` says.
-
-        ``"any"`` yields text as ``str`` and binary as ``bytes``; ``"text"`` and
-        ``"bytes"`` yield only that kind; ``"json"`` yields parsed text messages.
-        Iteration ends when the connection closes. Data of the wrong kind raises
-        :class:`WSClose` with 1003, JSON that does not parse with 1007, and no message
-        for ``receive_timeout`` seconds with 1000 ("idle timeout"): the handler wrapper
-        closes the socket with that code.
-        """
-        return Messages(self, self.message_kind)
-
-
-_TEXT, _BINARY, _CLOSE = WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.CLOSE
-
-
-class Messages:
-    """The async iterator :meth:`ServerWebSocket.messages` returns."""
-
-    __slots__ = ("_binary", "_json", "_receive", "_text", "_ws")
-
-    def __init__(self, ws: ServerWebSocket, kind: MessageKind) -> None:
-        self._ws = ws
-        # The hot path: aiohttp's own receive(), bound once; close frames are recorded here.
-        self._receive = web.WebSocketResponse.receive.__get__(ws)
-        self._text = kind in ("any", "text")
-        self._binary = kind in ("any", "bytes")
-        self._json = kind == "json"
-
-    def __aiter__(self) -> Messages:
-        return self
-
-    async def __anext__(self) -> Any:
-        try:
-            msg = await self._receive()
-        except TimeoutError:
-            raise WSClose(*IDLE) from None
-        kind = msg.type
-        if kind is _TEXT or kind is _BINARY:
-            self._ws._count_in(msg.data)
-        if kind is _TEXT:
-            if self._text:
-                return msg.data
-            if self._json:
-                try:
-                    return json.loads(msg.data)
-                except (ValueError, RecursionError):
-                    raise WSClose(*BAD_JSON) from None
-            raise WSClose(*NOT_BINARY)
-        if kind is _BINARY:
-            if self._binary:
-                return msg.data
-            raise WSClose(*NOT_TEXT)
-        if kind is _CLOSE:
-            self._ws._on_close_message(msg)
-        # CLOSE, CLOSING, CLOSED or ERROR: aiohttp has already answered the peer.
-        raise StopAsyncIteration
-
-
-_UNSET: Any = object()
+def _given(value: object) -> bool:
+    return not isinstance(value, _AppSetting)
 
 
 @overload
@@ -295,17 +94,17 @@ def websocket_handler(
     func: WSHandler | None = None,
     /,
     *,
-    heartbeat: float | None = _UNSET,
-    max_msg_size: int = _UNSET,
-    receive_timeout: float | None = _UNSET,
-    protocols: tuple[str, ...] = _UNSET,
-    compress: bool = _UNSET,
-    messages: MessageKind = _UNSET,
-    close_timeout: float = _UNSET,
-    max_connections: int | None = _UNSET,
-    max_connections_per_client: int | None = _UNSET,
-    allowed_origins: tuple[str, ...] | None = _UNSET,
-    strict_frames: bool = _UNSET,
+    heartbeat: float | None = _APP["heartbeat"],
+    max_msg_size: int = _APP["max_msg_size"],
+    receive_timeout: float | None = _APP["receive_timeout"],
+    protocols: tuple[str, ...] = _APP["protocols"],
+    compress: bool = _APP["compress"],
+    messages: MessageKind = _APP["messages"],
+    close_timeout: float = _APP["close_timeout"],
+    max_connections: int | None = _APP["max_connections"],
+    max_connections_per_client: int | None = _APP["max_connections_per_client"],
+    allowed_origins: tuple[str, ...] | None = _APP["allowed_origins"],
+    strict_frames: bool = _APP["strict_frames"],
 ) -> WrappedHandler | Callable[[WSHandler], WrappedHandler]:
     """Turn ``async def handler(request, ws) -> None`` into an aiohttp WebSocket handler.
 
@@ -331,6 +130,9 @@ def websocket_handler(
     ``allowed_origins`` does not allow is refused before the upgrade, with 403
     (:class:`~aiohttp_helpers.OriginNotAllowed`): the page that sent it is not the
     app's, and must learn nothing.
+
+    An option left out takes the app's setting; the defaults shown are those of an app
+    that sets none.
     """
     overrides = {
         name: value
@@ -347,7 +149,7 @@ def websocket_handler(
             ("allowed_origins", allowed_origins),
             ("strict_frames", strict_frames),
         )
-        if value is not _UNSET
+        if _given(value)
     }
     # Checked now, so that a bad value fails when the route is declared.
     defaults = WebSocketSettings().replace(**overrides)
@@ -393,8 +195,7 @@ async def _serve(
         max_msg_size=settings.max_msg_size,
     )
     await ws.prepare(request)
-    helpers = request.config_dict.get(HELPERS_KEY)
-    registry = helpers.websockets if helpers is not None else None
+    registry = request.config_dict.get(WEBSOCKETS_KEY)
     if registry is not None:
         refusal = registry.admit(ws, client=request.remote or "", settings=settings)
         if refusal is not None:
@@ -402,14 +203,14 @@ async def _serve(
             ws.refused = refusal
             await close_websocket(ws, *refusal, timeout=settings.close_timeout)
             return ws
-    signals = helpers.signals if helpers is not None else None
+    signals = request.config_dict.get(SIGNALS_KEY)
     frame: CloseFrame | None = NORMAL
     try:
         if signals is not None and signals.on_ws_open and signals.on_ws_open.frozen:
             await signals.on_ws_open.send(request, ws)
         await handler(request, ws)
     except WSClose as exc:
-        frame = CloseFrame(exc.code, exc.reason)
+        frame = exc.frame
     except asyncio.CancelledError:
         if not stale_drain_cancelled():
             # The server cancelled the handler (client gone, or shutdown past its timeout).
@@ -454,10 +255,6 @@ def _check_origin(request: web.Request, settings: WebSocketSettings) -> None:
         # An HTTPException too: the package's middleware answers it, or aiohttp itself
         # on an app without setup(), with the same problem document.
         raise
-
-
-def _strict_frames(reader: Any, queue: Any, decode_text: bool) -> StrictFrames:
-    return StrictFrames(reader, queue, check_text=decode_text)
 
 
 def _transport_closing(request: web.Request) -> bool:

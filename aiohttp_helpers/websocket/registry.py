@@ -4,40 +4,36 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import struct
 import time
 import weakref
-import zlib
 from collections.abc import Coroutine, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSCloseCode, web
 
 from .._compat import writable_ws, writer_paused
+from .._words import counted
 from ..broadcast import BroadcastBackend, InMemoryBroadcast
 from ..config import WebSocketSettings
-from ..serving import REFUSING_STATES
-from .close import TOO_SLOW, CloseFrame, close_websocket, encode_reason
+from ..serving import REFUSING_STATES, ServingState
+from .close import (
+    RESTART,
+    SHUTDOWN,
+    TOO_MANY,
+    TOO_MANY_FROM_CLIENT,
+    TOO_SLOW,
+    CloseFrame,
+    close_websocket,
+    encode_reason,
+)
 from .codes import check_close_code
-
-if TYPE_CHECKING:
-    from .._compat import WebSocketWriter
-    from ..lifecycle import Lifecycle
+from .frames import Prebuilt
 
 __all__ = ["WebSocketRegistry"]
 
 log = logging.getLogger("aiohttp_helpers.websocket")
 
 WebSocket = web.WebSocketResponse[Any]
-
-#: App states in which no new WebSocket is accepted.
-
-SHUTDOWN = CloseFrame(WSCloseCode.GOING_AWAY, "server shutting down")
-RESTART = CloseFrame(WSCloseCode.SERVICE_RESTART, "server restarting")
-TOO_MANY = CloseFrame(WSCloseCode.TRY_AGAIN_LATER, "too many connections: try again later")
-TOO_MANY_FROM_CLIENT = CloseFrame(
-    WSCloseCode.TRY_AGAIN_LATER, "too many connections from your address: try again later"
-)
 
 
 class WebSocketRegistry:
@@ -55,19 +51,20 @@ class WebSocketRegistry:
     and refuses new sockets from then on.
 
     ``settings`` are the app's :class:`~aiohttp_helpers.WebSocketSettings` (timeouts,
-    caps, broadcast backlog, broadcast backend); ``lifecycle``, when set, decides
-    refusals: no new socket while the app drains or stops, and 1012 rather than 1001
-    when it is restarting.
+    caps, broadcast backlog, broadcast backend); ``lifecycle``, when set, is the app's
+    :class:`~aiohttp_helpers.serving.ServingState` (its state, whether it restarts: the
+    registry needs no more of the lifecycle) and decides refusals: no new socket while
+    the app drains or stops, and 1012 rather than 1001 when it is restarting.
 
     Counters, for metrics (read them at any time): :attr:`broadcasts`,
     :attr:`deliveries` and :attr:`slow_closes`.
     """
 
     def __init__(
-        self, settings: WebSocketSettings | None = None, *, lifecycle: Lifecycle | None = None
+        self, settings: WebSocketSettings | None = None, *, lifecycle: ServingState | None = None
     ) -> None:
         self.settings = settings or WebSocketSettings()
-        self.lifecycle = lifecycle
+        self.lifecycle: ServingState | None = lifecycle
         # weak reference -> client address; the callback forgets collected sockets.
         self._sockets: dict[weakref.ref[WebSocket], str] = {}
         self._per_client: dict[str, int] = {}
@@ -274,7 +271,7 @@ class WebSocketRegistry:
             if not members:
                 return 0
             targets = list(members)
-        frames = _Frames(data)
+        frames = Prebuilt(data)
         plain = frames.plain
         behind = self._behind
         any_behind = bool(behind)
@@ -330,9 +327,9 @@ class WebSocketRegistry:
         self._slow.add(ws)
         self.slow_closes += 1
         log.warning(
-            "a WebSocket fell behind on broadcasts (over %d bytes past its write buffer's "
+            "a WebSocket fell behind on broadcasts (over %s past its write buffer's "
             "high-water mark, or over it for %gs): closing it with 1008",
-            settings.broadcast_backlog,
+            counted(settings.broadcast_backlog, "byte"),
             settings.send_timeout,
         )
         self._spawn(close_websocket(ws, *TOO_SLOW, timeout=settings.close_timeout))
@@ -391,61 +388,8 @@ class WebSocketRegistry:
         """
         self._shutting_down = True
         frame = self.shutdown_frame
-        log.debug("closing %d WebSockets with %d", len(self), frame.code)
+        log.debug("closing %s with %d", counted(len(self), "WebSocket"), frame.code)
         return await self.close_all(frame.code, frame.reason, self.settings.close_timeout)
-
-
-class _Frames:
-    """One message's frames: built once, shared by every socket that can take them."""
-
-    __slots__ = ("_compressed", "opcode", "payload", "plain")
-
-    def __init__(self, data: str | bytes) -> None:
-        if isinstance(data, str):
-            self.payload, self.opcode = data.encode("utf-8"), WSMsgType.TEXT
-        else:
-            self.payload, self.opcode = bytes(data), WSMsgType.BINARY
-        self.plain = _frame(self.payload, self.opcode, 0)
-        self._compressed: dict[int, bytes] = {}
-
-    def for_writer(self, writer: WebSocketWriter) -> bytes:
-        """The frame for a socket that negotiated permessage-deflate (RFC 7692).
-
-        A socket that keeps its compression context (the usual case, browsers
-        included) gets the uncompressed frame: RSV1 unset marks an uncompressed message,
-        which the peer takes as is and which touches neither side's compression
-        context, whereas a frame compressed here would shift the window that the
-        socket's own next compressed message refers to. A socket without context
-        takeover gets a frame compressed once per window size, shared by all of them.
-        """
-        if not writer.notakeover:
-            return self.plain
-        wbits = writer.compress
-        frame = self._compressed.get(wbits)
-        if frame is None:
-            compressor = zlib.compressobj(zlib.Z_BEST_SPEED, zlib.DEFLATED, -wbits)
-            body = compressor.compress(self.payload) + compressor.flush(zlib.Z_SYNC_FLUSH)
-            frame = self._compressed[wbits] = _frame(
-                body.removesuffix(_DEFLATE_TAIL), self.opcode, 0x40
-            )
-        return frame
-
-
-#: The empty stored block that ends a sync flush; RFC 7692 section 7.2.1 drops it.
-_DEFLATE_TAIL = b"\x00\x00\xff\xff"
-
-
-def _frame(payload: bytes, opcode: int, rsv: int) -> bytes:
-    """A final, unmasked frame (servers never mask, RFC 6455 section 5.1)."""
-    first = 0x80 | rsv | opcode
-    size = len(payload)
-    if size < 126:
-        header = struct.pack("!BB", first, size)
-    elif size < 65536:
-        header = struct.pack("!BBH", first, 126, size)
-    else:
-        header = struct.pack("!BBQ", first, 127, size)
-    return header + payload
 
 
 def _check_data(data: object) -> None:

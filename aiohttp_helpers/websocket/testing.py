@@ -29,7 +29,7 @@ async def receive_close(
             while True:
                 msg = await ws.receive()
                 if msg.type is WSMsgType.CLOSE:
-                    return CloseFrame(msg.data or 1005, msg.extra or "")
+                    return CloseFrame.from_message(msg)
                 if msg.type in (WSMsgType.CLOSED, WSMsgType.CLOSING, WSMsgType.ERROR):
                     code = ws.close_code
                     return CloseFrame(code or WSCloseCode.ABNORMAL_CLOSURE, "")

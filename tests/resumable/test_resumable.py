@@ -20,7 +20,7 @@ from pytest_aiohttp import AiohttpClient
 
 import aiohttp_helpers as ah
 from tests.support.net import until
-from tests.support.resumable_app import DONE_KEY, UPLOADS_KEY, create_app
+from tests.support.resumable_app import DONE_KEY, UPLOADS_KEY, create_app, held_patch
 
 TUS = {"Tus-Resumable": "1.0.0"}
 STREAM = {**TUS, "Content-Type": "application/offset+octet-stream"}
@@ -504,21 +504,8 @@ async def test_min_rate(make: MakeClient) -> None:
 
 async def test_concurrent_patches_one_wins(client: Client, tmp_path: Path) -> None:
     url = await create(client, 20)
-    release = asyncio.Event()
-
-    async def slow() -> AsyncIterator[bytes]:
-        yield b"A" * 5
-        await release.wait()
-        yield b"A" * 5
-
-    first = asyncio.ensure_future(
-        client.patch(url, headers={**STREAM, "Upload-Offset": "0"}, data=slow())
-    )
     part = tmp_path / "partial" / (url.rsplit("/", 1)[1] + ".part")
-    for _ in range(100):
-        if part.stat().st_size == 5:
-            break
-        await asyncio.sleep(0.02)
+    first, release = await held_patch(client, url, part)
     resp = await patch(client, url, 0, b"B" * 10)
     assert resp.status == 423
     assert resp.headers["Retry-After"] == "1"
@@ -731,21 +718,8 @@ async def test_sweep_skips_locked_and_removes_leftovers(make: MakeClient, tmp_pa
     client = await make(expires=1.0)
     partial = tmp_path / "partial"
     url = await create(client, 20)
-    release = asyncio.Event()
-
-    async def slow() -> AsyncIterator[bytes]:
-        yield b"A" * 5
-        await release.wait()
-        yield b"A" * 5
-
-    writing = asyncio.ensure_future(
-        client.patch(url, headers={**STREAM, "Upload-Offset": "0"}, data=slow())
-    )
     part = partial / (url.rsplit("/", 1)[1] + ".part")
-    for _ in range(100):
-        if part.stat().st_size == 5:
-            break
-        await asyncio.sleep(0.02)
+    writing, release = await held_patch(client, url, part)
     # Leftovers: an unreadable state, a hand-over file of a process that died.
     junk = partial / ("a" * 32 + ".json")
     junk.write_text("{not json")

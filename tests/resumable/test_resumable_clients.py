@@ -16,7 +16,7 @@ import pytest
 from tusclient.exceptions import TusCommunicationError, TusUploadFailed
 
 from tests.support.apps import Serve
-from tests.support.resumable_app import create_app
+from tests.support.resumable_app import create_app, held_patch
 from tests.support.resumable_proxy import CuttingProxy
 from tests.support.tus import TUS, done_uploads, resumable_gunicorn, resumable_server, tuspy_upload
 
@@ -209,21 +209,8 @@ async def test_gunicorn_two_workers_share_uploads(tmp_path: Path) -> None:
             # A PATCH held open in one worker: the other requests, in either worker, get 423.
             async with session.post(base + "/files", headers={**TUS, "Upload-Length": "20"}) as r:
                 url = base + r.headers["Location"]
-            release = asyncio.Event()
-
-            async def slow() -> AsyncIterator[bytes]:
-                yield b"A" * 5
-                await release.wait()
-                yield b"A" * 5
-
-            winner = asyncio.ensure_future(
-                session.patch(url, headers={**headers, "Upload-Offset": "0"}, data=slow())
-            )
             part = partial / (url.rsplit("/", 1)[1] + ".part")
-            for _ in range(200):
-                if part.stat().st_size == 5:
-                    break
-                await asyncio.sleep(0.02)
+            winner, release = await held_patch(session, url, part)
             for _ in range(6):
                 async with session.patch(
                     url, headers={**headers, "Upload-Offset": "0"}, data=b"B" * 10

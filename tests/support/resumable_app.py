@@ -7,10 +7,13 @@ name do not collide) and listed at ``GET /done``.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import resource
 import signal
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -18,6 +21,38 @@ import aiohttp_helpers as ah
 
 DONE_KEY = web.AppKey("done", list)
 UPLOADS_KEY = web.AppKey("uploads", ah.ResumableUploads)
+#: The headers of a tus 1.0 PATCH.
+STREAM = {"Tus-Resumable": "1.0.0", "Content-Type": "application/offset+octet-stream"}
+
+
+class Patching(Protocol):
+    """What sends a PATCH: a ``TestClient`` or an ``aiohttp.ClientSession``."""
+
+    def patch(self, url: str, *, headers: dict[str, str], data: Any) -> Any: ...
+
+
+async def held_patch(
+    client: Patching, url: str, part: Path
+) -> tuple[asyncio.Future[Any], asyncio.Event]:
+    """A PATCH at offset 0 that writes 5 bytes to ``part``, then holds the upload's lock.
+
+    It sends 5 more bytes once the event is set; await the future for its answer.
+    """
+    release = asyncio.Event()
+
+    async def slow() -> AsyncIterator[bytes]:
+        yield b"A" * 5
+        await release.wait()
+        yield b"A" * 5
+
+    writing = asyncio.ensure_future(
+        client.patch(url, headers={**STREAM, "Upload-Offset": "0"}, data=slow())
+    )
+    for _ in range(200):
+        if (await asyncio.to_thread(part.stat)).st_size == 5:
+            break
+        await asyncio.sleep(0.02)
+    return writing, release
 
 
 def create_app(

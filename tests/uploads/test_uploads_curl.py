@@ -111,4 +111,4 @@ async def test_text_answer_for_curl(serve: Serve) -> None:
         stdout=asyncio.subprocess.PIPE,
     )
     out, _ = await asyncio.wait_for(proc.communicate(), 60)
-    assert out.decode() == ("413 Too many fields: more than 1 text fields in the form\n")
+    assert out.decode() == ("413 Too many fields: more than 1 text field in the form\n")

@@ -13,7 +13,7 @@ from pytest_aiohttp import AiohttpClient
 
 import aiohttp_helpers as ah
 from aiohttp_helpers.testing import FormPart, multipart_body
-from aiohttp_helpers.uploads.files import WRITE_BATCH, Spool
+from aiohttp_helpers.uploads.spool import WRITE_BATCH, Spool
 from tests.support.net import until
 from tests.support.uploads import listing, open_files
 

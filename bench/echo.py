@@ -5,7 +5,7 @@ another process, and the two sides of a comparison are measured in the same run,
 interleaved. The load generator writes pre-masked frames over plain sockets, so that the
 server, not the client, is what the echo figure measures. Prints a table; asserts nothing.
 
-    python bench/websockets.py [--rounds 7] [--seconds 2] [--clients 1000]
+    python -m bench.echo [--rounds 7] [--seconds 2] [--clients 1000]
 """
 
 from __future__ import annotations
@@ -13,18 +13,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import os
-import signal
-import socket
 import statistics
 import struct
-import subprocess
 import sys
 import time
 from typing import Any
 
-HERE = os.path.abspath(__file__)
+from bench._harness import Server, free_port, module_args, run_json, table
+
+MODULE = "bench.echo"
 PAYLOAD = b"x" * 64
 #: Size of the large text messages whose early UTF-8 check is priced.
 BIG_TEXT = 256 * 1024
@@ -181,65 +181,41 @@ async def load_shutdown(port: int, clients: int) -> dict[str, Any]:
 # -- orchestration -----------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process has used so far (Linux's /proc)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _start_server(kind: str) -> tuple[subprocess.Popen[bytes], int]:
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, HERE, "--serve", kind, str(port)])
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc, port
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError(f"the {kind} server did not start")
+def _server(kind: str) -> Server:
+    port = free_port()
+    return Server(module_args(MODULE, "--serve", kind, str(port)), port=port)
 
 
 def _run_load(*args: str) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, HERE, "--load", *args], check=True, capture_output=True, text=True
-    )
-    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
-    return result
+    return run_json(module_args(MODULE, "--load", *args))
+
+
+def _cpu(server: Server) -> float:
+    seconds = server.cpu_seconds()
+    if seconds is None:
+        raise SystemExit("this bench reads CPU time from Linux's /proc")
+    return seconds
 
 
 def bench_echo(rounds: int, seconds: float) -> list[tuple[str, str, str, str]]:
     kinds = ("plain", "helpers", "helpers-lax")
-    servers = {kind: _start_server(kind) for kind in kinds}
     rates: dict[str, list[float]] = {kind: [] for kind in kinds}
     cpu: dict[str, list[float]] = {kind: [] for kind in kinds}
-    try:
+    with contextlib.ExitStack() as stack:
+        servers = {kind: stack.enter_context(_server(kind)) for kind in kinds}
         for i in range(rounds):
             # Each round in another order, so that no kind always runs first or last.
             order = kinds[i % 3 :] + kinds[: i % 3]
             if i % 2:
                 order = order[::-1]
             for kind in order:
-                proc, port = servers[kind]
-                before = _cpu_seconds(proc.pid)
-                result = _run_load("echo", str(port), str(seconds), "4", "64")
+                server = servers[kind]
+                before = _cpu(server)
+                result = _run_load("echo", str(server.port), str(seconds), "4", "64")
                 rates[kind].append(result["rate"])
                 # CPU time per message: steadier than the rate on a machine shared with
                 # other work, which the rate also measures.
-                cpu[kind].append((_cpu_seconds(proc.pid) - before) / result["messages"])
-    finally:
-        for proc, _ in servers.values():
-            proc.terminate()
-            proc.wait()
+                cpu[kind].append((_cpu(server) - before) / result["messages"])
 
     def ratio(a: str, b: str) -> float:
         return statistics.median(x / y for x, y in zip(rates[a], rates[b], strict=True))
@@ -247,18 +223,15 @@ def bench_echo(rounds: int, seconds: float) -> list[tuple[str, str, str, str]]:
     # Large text messages: the early UTF-8 check unmasks and decodes the part of each
     # message that arrives before its end. Server CPU only, strict vs without.
     big: dict[str, list[float]] = {"helpers": [], "helpers-lax": []}
-    servers = {kind: _start_server(kind) for kind in big}
-    try:
+    with contextlib.ExitStack() as stack:
+        servers = {kind: stack.enter_context(_server(kind)) for kind in big}
         for i in range(rounds):
             for kind in ("helpers", "helpers-lax") if i % 2 == 0 else ("helpers-lax", "helpers"):
-                proc, port = servers[kind]
-                before = _cpu_seconds(proc.pid)
-                result = _run_load("echo", str(port), str(seconds), "2", "1", str(BIG_TEXT))
-                big[kind].append((_cpu_seconds(proc.pid) - before) / result["messages"])
-    finally:
-        for proc, _ in servers.values():
-            proc.terminate()
-            proc.wait()
+                server = servers[kind]
+                before = _cpu(server)
+                args = ("echo", str(server.port), str(seconds), "2", "1", str(BIG_TEXT))
+                result = _run_load(*args)
+                big[kind].append((_cpu(server) - before) / result["messages"])
     big_us = {kind: statistics.median(v) * 1e6 for kind, v in big.items()}
 
     median = {kind: statistics.median(rates[kind]) for kind in kinds}
@@ -300,32 +273,20 @@ def bench_echo(rounds: int, seconds: float) -> list[tuple[str, str, str, str]]:
 
 
 def _shutdown_once(kind: str, clients: int) -> dict[str, Any]:
-    server, port = _start_server(kind)
-    load = subprocess.Popen(
-        [sys.executable, HERE, "--load", "shutdown", str(port), str(clients)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert load.stdin is not None
-        assert load.stdout is not None
-        if load.stdout.readline().strip() != "ready":
-            raise RuntimeError("the load generator did not connect")
-        sigterm_at = time.monotonic()
-        server.send_signal(signal.SIGTERM)
-        load.stdin.write(f"{sigterm_at}\n")
-        load.stdin.flush()
-        result: dict[str, Any] = json.loads(load.stdout.readline())
-        server.wait(timeout=60)
-        result["exit"] = time.monotonic() - sigterm_at
-        load.wait(timeout=10)
-        return result
-    finally:
-        for proc in (server, load):
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+    with _server(kind) as server:
+        load_args = module_args(MODULE, "--load", "shutdown", str(server.port), str(clients))
+        # The load generator prints "ready" once every client is connected.
+        with Server(load_args, interactive=True, ready_within=120) as load:
+            if load.banner != "ready":
+                raise RuntimeError("the load generator did not connect")
+            sigterm_at = time.monotonic()
+            server.send_signal()
+            load.send(f"{sigterm_at}")
+            result: dict[str, Any] = json.loads(load.readline())
+            server.wait(timeout=60)
+            result["exit"] = time.monotonic() - sigterm_at
+            load.wait(timeout=10)
+            return result
 
 
 def bench_shutdown(clients: int, rounds: int) -> list[tuple[str, str, str, str]]:
@@ -350,12 +311,12 @@ def bench_shutdown(clients: int, rounds: int) -> list[tuple[str, str, str, str]]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(prog=f"python -m {MODULE}", description=__doc__)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--clients", type=int, default=1000)
-    parser.add_argument("--serve", nargs=2, metavar=("KIND", "PORT"))
-    parser.add_argument("--load", nargs="+")
+    parser.add_argument("--serve", nargs=2, metavar=("KIND", "PORT"), help=argparse.SUPPRESS)
+    parser.add_argument("--load", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--echo-only", action="store_true", help="skip the shutdown runs")
     args = parser.parse_args()
     if args.serve:
@@ -377,14 +338,11 @@ def main() -> None:
     rows = bench_echo(args.rounds, args.seconds)
     if not args.echo_only:
         rows += bench_shutdown(args.clients, 2)
-    width = max(len(r[0]) for r in rows)
     print(
         f"WebSockets ({args.rounds} interleaved echo rounds of {args.seconds:g} s; "
         f"{args.clients} idle clients at SIGTERM, median of 2)"
     )
-    print(f"{'case':<{width}}  {'result':<60}  {'ratio':>7}  target")
-    for case, outcome, ratio, target in rows:
-        print(f"{case:<{width}}  {outcome:<60}  {ratio:>7}  {target}")
+    print(table(["case", "result", "ratio", "target"], rows, left=2))
     print(
         f"(plain aiohttp's shutdown_timeout is cut to {PLAIN_SHUTDOWN_TIMEOUT:g} s here so the "
         "bench stays quick; run_app's default of 60 s holds such sockets for 2 x 60 s)"

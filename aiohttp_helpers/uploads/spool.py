@@ -1,27 +1,19 @@
-"""Uploaded files: spooled in memory, then to a temporary file written by a worker thread."""
+"""The spooler: a file's bytes in memory, then in a temporary file written by worker threads."""
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
-import errno
-import functools
 import hashlib
-import io
 import logging
 import os
 import tempfile
-import weakref
-from collections.abc import Iterable
-from pathlib import Path
-from typing import Any, BinaryIO
-
-from multidict import CIMultiDictProxy
+from typing import Any
 
 from ..errors import InsufficientStorage
+from .fs import NO_ROOM, UNUSABLE, no_room_error, unlink_quietly
 
-__all__ = ["Spool", "UploadedFile", "file_mode", "no_room"]
+__all__ = ["IN_FLIGHT", "WRITE_BATCH", "Spool"]
 
 #: Bytes handed to the worker threads at once: large enough that the thread hops are
 #: cheap, small enough that a file in flight holds little memory (``IN_FLIGHT`` batches
@@ -33,50 +25,7 @@ IN_FLIGHT = 2
 # Buffers one writev() call takes at most (IOV_MAX on Linux).
 _IOV_MAX = 1024
 _TEMP_PREFIX = "aiohttp-helpers-"
-# The filesystem is full, the quota used up, or the file may grow no larger (the
-# filesystem's own size limit, or the process's RLIMIT_FSIZE): no room for the upload.
-_NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-# The spool directory is gone, not a directory, or not writable.
-_UNUSABLE = (errno.ENOENT, errno.ENOTDIR, errno.EACCES, errno.EPERM, errno.EROFS)
 log = logging.getLogger("aiohttp_helpers")
-
-
-@functools.cache
-def file_mode() -> int:
-    """The mode a newly created file gets here: 0o666 less the process's umask."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return 0o666 & ~int(line.split()[1], 8)
-    except OSError:  # pragma: no cover - not Linux
-        pass
-    mask = os.umask(0o022)  # pragma: no cover
-    os.umask(mask)  # pragma: no cover
-    return 0o666 & ~mask  # pragma: no cover
-
-
-def _unlink(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-
-
-def _no_room(exc: OSError) -> InsufficientStorage:
-    return InsufficientStorage("no room left to store the upload")
-
-
-def no_room(exc: BaseException) -> bool:
-    """Whether ``exc`` says there is no room: filesystem full, quota used up, file too big."""
-    return isinstance(exc, OSError) and exc.errno in _NO_ROOM
-
-
-def _write_all(fd: int, chunks: Iterable[bytes | memoryview]) -> None:
-    """Write ``chunks`` to ``fd`` (in a worker thread: os.write releases the GIL)."""
-    for chunk in chunks:
-        view = memoryview(chunk)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
 
 
 def _write_batch(fd: int, offset: int, chunks: list[bytes]) -> None:
@@ -192,9 +141,9 @@ class Spool:
         try:
             self._fd, self.path = tempfile.mkstemp(prefix=self._prefix, dir=self._dir)
         except OSError as exc:
-            if exc.errno in _NO_ROOM:
-                raise _no_room(exc) from None
-            if self._prefix == _TEMP_PREFIX and exc.errno in _UNUSABLE:
+            if exc.errno in NO_ROOM:
+                raise no_room_error(exc) from None
+            if self._prefix == _TEMP_PREFIX and exc.errno in UNUSABLE:
                 # The spool directory went away (or became read-only) after start-up:
                 # the server cannot store the upload, which is not the client's fault
                 # but not a crash either. The path goes to the log, not to the client.
@@ -211,8 +160,8 @@ class Spool:
                 # Shielded: a cancelled reader must not close the file under a running write.
                 await asyncio.shield(job)
             except OSError as exc:
-                if exc.errno in _NO_ROOM:
-                    raise _no_room(exc) from None
+                if exc.errno in NO_ROOM:
+                    raise no_room_error(exc) from None
                 raise
             finally:
                 if job.done() and jobs and jobs[0] is job:
@@ -285,7 +234,7 @@ class Spool:
             os.close(self._fd)
             self._fd = -1
         if self.path is not None:
-            _unlink(self.path)
+            unlink_quietly(self.path)
 
 
 async def _hash_after(
@@ -297,184 +246,3 @@ async def _hash_after(
         if previous.cancelled() or previous.exception() is not None:
             return  # the upload failed or was dropped: its digest is moot
     await asyncio.get_running_loop().run_in_executor(None, _hash_batch, digest, batch)
-
-
-class UploadedFile:
-    """A file of a form read by :func:`read_form`.
-
-    Small files stay in memory (up to ``spool_max_size``), larger ones in a temporary
-    file in ``tmp_dir``. The temporary file is removed when the request ends (with
-    ``setup()``), when :meth:`aclose` is called, or when the object is garbage-collected,
-    whichever comes first, unless :meth:`save` moved it into place.
-    """
-
-    __slots__ = (
-        "__weakref__",
-        "_data",
-        "_finalizer",
-        "_owned",
-        "_path",
-        "content_type",
-        "filename",
-        "headers",
-        "name",
-        "raw_filename",
-        "sha256",
-        "size",
-    )
-
-    def __init__(
-        self,
-        *,
-        name: str,
-        filename: str,
-        raw_filename: str | None,
-        content_type: str,
-        headers: CIMultiDictProxy[str],
-        size: int,
-        sha256: str,
-        data: bytes | None = None,
-        path: str | None = None,
-    ) -> None:
-        if (data is None) == (path is None):
-            raise TypeError("an UploadedFile has either data or a path")
-        self.name = name
-        #: The client's filename made safe by :func:`safe_filename`.
-        self.filename = filename
-        #: The filename as the client sent it, not sanitised: only the escapes browsers
-        #: write (``%22``, ``%0D``, ``%0A``) are undone, or ``filename*`` is decoded when
-        #: no plain ``filename`` was sent.
-        self.raw_filename = raw_filename
-        self.content_type = content_type
-        self.headers = headers
-        self.size = size
-        #: Hex SHA-256 of the file's bytes, computed while they streamed in.
-        self.sha256 = sha256
-        self._data = data
-        self._path = path
-        self._owned = path is not None
-        self._finalizer: weakref.finalize[Any, Any] | None = (
-            weakref.finalize(self, _unlink, path) if path is not None else None
-        )
-
-    def __repr__(self) -> str:
-        where = "memory" if self._data is not None else self._path
-        return (
-            f"<UploadedFile {self.name!r} filename={self.filename!r} "
-            f"content_type={self.content_type!r} size={self.size} in {where}>"
-        )
-
-    @property
-    def in_memory(self) -> bool:
-        """Whether the bytes are held in memory (no file on disk)."""
-        return self._data is not None
-
-    @property
-    def path(self) -> Path | None:
-        """The file on disk: the temporary file, or where :meth:`save` put it."""
-        return Path(self._path) if self._path is not None else None
-
-    @property
-    def saved(self) -> bool:
-        """Whether :meth:`save` moved or copied the file into place."""
-        return self._path is not None and not self._owned
-
-    def _check_open(self) -> None:
-        if self._data is None and self._path is None:
-            raise RuntimeError(f"the upload {self.name!r} was closed")
-
-    async def read(self) -> bytes:
-        """All the file's bytes (read in a worker thread when they are on disk)."""
-        self._check_open()
-        if self._data is not None:
-            return self._data
-        assert self._path is not None
-        return await asyncio.to_thread(Path(self._path).read_bytes)
-
-    def open(self) -> BinaryIO:
-        """A binary file object reading the file from its start (close it when done)."""
-        self._check_open()
-        if self._data is not None:
-            return io.BytesIO(self._data)
-        assert self._path is not None
-        return open(self._path, "rb")
-
-    async def save(
-        self, path: str | os.PathLike[str], *, overwrite: bool = False, unique: bool = False
-    ) -> Path:
-        """Put the file at ``path`` and keep it there; return where it is.
-
-        ``path`` is the file to create, or an existing directory to create
-        ``path/<filename>`` in (the safe filename). The directory must exist. An existing
-        file is never replaced unless ``overwrite=True``; ``unique=True`` picks a free name
-        instead (``report (1).pdf``). The temporary file is moved when it is on the same
-        filesystem and copied otherwise; either way the file appears atomically, complete
-        or not at all, with the permissions a new file gets.
-
-        Raises:
-            FileExistsError: the file exists and neither ``overwrite`` nor ``unique`` is set.
-            FileNotFoundError: the directory to save into does not exist.
-            InsufficientStorage: the filesystem is full.
-        """
-        from . import saving
-
-        saving.check_options(overwrite, unique)
-        self._check_open()
-        try:
-            return await asyncio.to_thread(self._save, path, overwrite, unique)
-        except OSError as exc:
-            if exc.errno in _NO_ROOM:
-                raise _no_room(exc) from None
-            raise
-
-    def _save(self, path: str | os.PathLike[str], overwrite: bool, unique: bool) -> Path:
-        from . import saving
-
-        dest = saving.target(path, self.filename)
-        saving.refuse_taken(dest, overwrite, unique)
-        data, current = self._data, self._path
-        if data is not None:
-            return saving.publish_beside(
-                dest, lambda fd: _write_all(fd, [data]), overwrite=overwrite, unique=unique
-            )
-        assert current is not None
-        if self._owned:
-            try:
-                final = saving.publish(current, dest, overwrite=overwrite, unique=unique)
-            except OSError as exc:
-                if exc.errno != errno.EXDEV:
-                    raise
-            else:
-                self._path = os.fspath(final)
-                self._owned = False
-                assert self._finalizer is not None
-                self._finalizer.detach()
-                return final
-        with open(current, "rb") as src:
-            return saving.publish_beside(
-                dest, lambda fd: _copy(src.fileno(), fd), overwrite=overwrite, unique=unique
-            )
-
-    def discard(self) -> None:
-        """Like :meth:`aclose`, removing the temporary file in this thread."""
-        self._data = None
-        if self._owned and self._finalizer is not None:
-            self._finalizer()
-        if self._owned:
-            self._path = None
-
-    async def aclose(self) -> None:
-        """Remove the temporary file now (a saved file stays) and drop the bytes."""
-        self._data = None
-        if self._owned and self._finalizer is not None:
-            await asyncio.to_thread(self._finalizer)
-        if self._owned:
-            self._path = None
-
-
-def _copy(src: int, dst: int) -> None:
-    while True:
-        block = os.read(src, 1 << 20)
-        if not block:
-            return
-        _write_all(dst, [block])
