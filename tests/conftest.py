@@ -1,17 +1,26 @@
-"""Shared fixtures: every test server listens on 127.0.0.1 only."""
+"""Shared fixtures: every test server listens on 127.0.0.1 only.
+
+The helpers behind them live in :mod:`tests.support`; test modules import from there,
+never from each other.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
-from yarl import URL
+from playwright.async_api import Browser
 
-from .redis_server import RedisServer
+import aiohttp_helpers as ah
 
-Serve = Callable[..., Awaitable[URL]]
+from .support.apps import Serve, serving
+from .support.browser import launched_browser
+from .support.processes import Server, launching
+from .support.redis_server import RedisServer, running_redis
+
+__all__ = ["Serve"]
 
 
 @pytest.fixture
@@ -21,20 +30,29 @@ async def serve() -> AsyncIterator[Serve]:
     ``await serve(app, **AppRunner kwargs)`` returns the base URL; every runner is
     cleaned up when the test ends.
     """
-    runners: list[web.AppRunner] = []
+    async with serving() as start:
+        yield start
 
-    async def start(app: web.Application, **kwargs: Any) -> URL:
-        runner = web.AppRunner(app, **kwargs)
-        await runner.setup()
-        runners.append(runner)
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        return URL.build(scheme="http", host="127.0.0.1", port=port)
 
-    yield start
-    for runner in reversed(runners):
-        await runner.cleanup()
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    """An ``aiohttp.ClientSession`` closed when the test ends."""
+    async with aiohttp.ClientSession() as client_session:
+        yield client_session
+
+
+@pytest.fixture
+def app() -> web.Application:
+    """A fresh ``web.Application`` with ``ah.setup()`` done (default options)."""
+    application = web.Application()
+    ah.setup(application)
+    return application
+
+
+@pytest.fixture
+def helpers(app: web.Application) -> ah.Helpers:
+    """The :class:`~aiohttp_helpers.Helpers` that ``ah.setup()`` gave the ``app`` fixture."""
+    return ah.get_helpers(app)
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +60,7 @@ def redis_server() -> Iterator[RedisServer]:
     """A ``redis-server`` shared by the session's tests, on a free loopback port.
 
     Fails (never skips) when ``redis-server`` is not installed. Tests that stop or pause
-    the server start their own :class:`~tests.redis_server.RedisServer` instead.
+    the server start their own :class:`~tests.support.redis_server.RedisServer` instead.
     """
     try:
         server = RedisServer()
@@ -53,3 +71,24 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A redis-server of this test's own, which it may stop, restart or freeze."""
+    with running_redis() as server:
+        yield server
+
+
+@pytest.fixture
+async def lifecycle_app() -> AsyncIterator[Callable[..., Awaitable[Server]]]:
+    """``await lifecycle_app(*args)``: ``tests/support/lifecycle_app.py`` as a process."""
+    async with launching() as start:
+        yield start
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Debian's Chromium, headless, through Playwright (fails, never skips, when missing)."""
+    async with launched_browser() as launched:
+        yield launched

@@ -1,0 +1,47 @@
+"""App factories and the ``serve`` helper behind the shared fixtures in ``tests/conftest.py``."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from yarl import URL
+
+import aiohttp_helpers as ah
+
+__all__ = ["Serve", "helped_app", "serving"]
+
+#: ``await serve(app, **AppRunner kwargs)`` → the base URL of the running app.
+Serve = Callable[..., Awaitable[URL]]
+
+
+def helped_app(**options: Any) -> tuple[web.Application, ah.Helpers]:
+    """A fresh ``web.Application`` with ``ah.setup(app, **options)`` done."""
+    app = web.Application()
+    return app, ah.setup(app, **options)
+
+
+@contextlib.asynccontextmanager
+async def serving() -> AsyncIterator[Serve]:
+    """Start apps the way ``web.run_app`` does (no handler cancellation) on 127.0.0.1.
+
+    Every runner started through the yielded ``serve`` is cleaned up on the way out.
+    """
+    runners: list[web.AppRunner] = []
+
+    async def start(app: web.Application, **kwargs: Any) -> URL:
+        runner = web.AppRunner(app, **kwargs)
+        await runner.setup()
+        runners.append(runner)
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        return URL.build(scheme="http", host="127.0.0.1", port=port)
+
+    try:
+        yield start
+    finally:
+        for runner in reversed(runners):
+            await runner.cleanup()

@@ -1,0 +1,115 @@
+"""Prometheus scrapes for the tests (parse, look up samples) and the demo app they measure."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+from yarl import URL
+
+import aiohttp_helpers as ah
+from aiohttp_helpers.prometheus import setup_metrics
+from aiohttp_helpers.testing import FormPart, multipart_body
+
+__all__ = ["Demo", "Samples", "names", "parse", "post", "scrape", "value"]
+
+Samples = list[Sample]
+
+
+def parse(text: str) -> Samples:
+    return [s for family in text_string_to_metric_families(text) for s in family.samples]
+
+
+async def scrape(session: aiohttp.ClientSession, base: URL, path: str = "/metrics") -> Samples:
+    async with session.get(base / path.lstrip("/")) as resp:
+        assert resp.status == 200
+        assert resp.headers["Content-Type"].startswith("text/plain; version=")
+        return parse(await resp.text())
+
+
+def value(samples: Samples, name: str, **labels: str) -> float | None:
+    """The value of the one sample ``name`` whose labels include ``labels``, or None."""
+    found = [
+        s.value
+        for s in samples
+        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+    ]
+    assert len(found) <= 1, f"{name} {labels} matches {len(found)} samples"
+    return found[0] if found else None
+
+
+def names(samples: Samples) -> set[str]:
+    return {s.name for s in samples}
+
+
+class Demo:
+    """An app with one route of each kind, and the events its tests wait on."""
+
+    def __init__(self, tmp: Path, **ws: Any) -> None:
+        self.release = asyncio.Event()
+        self.holding = asyncio.Event()
+        self.registry = CollectorRegistry()
+        limits = ah.UploadLimits(
+            max_file_size=100_000,
+            spool_max_size=1024,
+            tmp_dir=tmp,
+            allowed_types={"avatar": ("image/png",)},
+        )
+        app = self.app = web.Application()
+        self.helpers = ah.setup(
+            app, limits=limits, websockets=ah.WebSocketSettings(**ws), health="/health"
+        )
+
+        @self.helpers.lifecycle.on_startup(name="warm")
+        async def warm(app: web.Application) -> None:
+            await asyncio.sleep(0.01)
+
+        async def item(request: web.Request) -> web.Response:
+            return web.Response(text=request.match_info["id"])
+
+        async def boom(request: web.Request) -> web.Response:
+            raise RuntimeError("boom")
+
+        async def hold(request: web.Request) -> web.Response:
+            self.holding.set()
+            await self.release.wait()
+            return web.Response(text="held")
+
+        async def upload(request: web.Request) -> web.Response:
+            async with await ah.read_form(request) as form:
+                if "hold" in form:
+                    self.holding.set()
+                    await self.release.wait()
+                return web.json_response({"files": len(form.files)})
+
+        @ah.websocket_handler
+        async def echo(request: web.Request, ws: ah.ServerWebSocket) -> None:
+            async for message in ws.messages():
+                if message == "crash":
+                    raise RuntimeError("crash")
+                if message == "bye":
+                    return
+                if isinstance(message, str):
+                    await ws.send_str(message)
+                else:
+                    await ws.send_bytes(message)
+
+        app.router.add_get("/items/{id}", item)
+        app.router.add_get("/boom", boom)
+        app.router.add_get("/hold", hold)
+        app.router.add_post("/upload", upload)
+        app.router.add_get("/ws", echo)
+        self.metrics = setup_metrics(app, registry=self.registry)
+
+
+async def post(session: aiohttp.ClientSession, url: URL, *parts: FormPart | tuple[str, str]) -> int:
+    body = multipart_body(*parts)
+    async with session.post(url, data=body.data, headers={"Content-Type": body.content_type}) as r:
+        await r.read()
+        return r.status

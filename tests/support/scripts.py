@@ -1,0 +1,66 @@
+"""Run an example as a real process on 127.0.0.1, the way a user runs it, for smoke tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from .net import free_port, wait_ok
+from .paths import ROOT
+
+__all__ = ["Script", "run_script"]
+
+
+@dataclass
+class Script:
+    """An example running as a process: its process, port and base URL."""
+
+    proc: asyncio.subprocess.Process
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def first_line(self) -> str:
+        """The first line the script printed (its banner)."""
+        assert self.proc.stdout is not None
+        return (await asyncio.wait_for(self.proc.stdout.readline(), 20)).decode()
+
+    async def output(self) -> str:
+        """Everything the script printed until it exits."""
+        assert self.proc.stdout is not None
+        return (await asyncio.wait_for(self.proc.stdout.read(), 20)).decode()
+
+    async def serving(self, path: str = "/") -> None:
+        """Wait until ``path`` answers 200 (10 s at the most)."""
+        await wait_ok(self.url + path, 10.0, what=f"{self.url}{path} answering 200")
+
+    async def exit_code(self) -> int:
+        """Wait (20 s at the most) for the process to end."""
+        return await asyncio.wait_for(self.proc.wait(), 20)
+
+
+@contextlib.asynccontextmanager
+async def run_script(script: str, *args: str) -> AsyncIterator[Script]:
+    """Run ``python <script> --port N *args`` from the repository root; killed on exit."""
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(ROOT / script),
+        "--port",
+        str(port),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        cwd=ROOT,
+    )
+    try:
+        yield Script(proc, port)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
