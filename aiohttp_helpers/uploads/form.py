@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from aiohttp import hdrs, web
 from multidict import MultiDict, MultiDictProxy
 
+from .._closing import AsyncClosing
 from ..config import UploadLimits
 from ..errors import BadRequest, MalformedMultipart
 from ..keys import SIGNALS_KEY
@@ -35,7 +35,7 @@ _T = TypeVar("_T")
 _MISSING: Any = object()
 
 
-class Form(Mapping[str, str]):
+class Form(AsyncClosing, Mapping[str, str]):
     """A form read by :func:`read_form`: text fields by name, and :attr:`files`.
 
     ``form["title"]`` is the first value of a text field, ``form.getall("tag")`` all of
@@ -85,17 +85,6 @@ class Form(Mapping[str, str]):
         """Remove the temporary files of the form's unsaved files now."""
         for upload in self.files.values():
             await upload.aclose()
-
-    async def __aenter__(self) -> Form:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 class _FormReader:

@@ -190,12 +190,7 @@ class MultipartParser:
             if after == _WAIT:
                 return False
             self._virtual = False
-            if after & _FINAL_BIT:
-                self._pos = after & ~_FINAL_BIT
-                self._enter_epilogue()
-            else:
-                self._pos = after
-                self._state = _HEADERS
+            self._end_part(after)
             return True
         # Keep what may be the start of the first delimiter, with its CR.
         self._consume_preamble(max(pos, len(buf) - self._dlen))

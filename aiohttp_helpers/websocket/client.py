@@ -8,7 +8,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import MappingProxyType, TracebackType
+from types import MappingProxyType
 from typing import Any, NoReturn
 
 from aiohttp import (
@@ -23,6 +23,7 @@ from aiohttp import (
 )
 from yarl import URL
 
+from .._closing import AsyncClosing
 from .._compat import retype_client_ws
 from .._validate import non_negative, positive
 from .close import CloseFrame, CloseRecord
@@ -219,7 +220,7 @@ def ws_connect(
     return WSReconnector(session, url, policy=policy, **kwargs)
 
 
-class WSReconnector:
+class WSReconnector(AsyncClosing):
     """The async iterator :func:`ws_connect` returns; also an async context manager."""
 
     def __init__(
@@ -259,17 +260,6 @@ class WSReconnector:
 
     def __aiter__(self) -> WSReconnector:
         return self
-
-    async def __aenter__(self) -> WSReconnector:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Stop: close the current socket (1000) if it is open; no more connections."""

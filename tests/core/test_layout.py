@@ -27,6 +27,7 @@ SUPPORT = TESTS / "support"
 #: module map of the architecture notes.
 TEST_AREAS: dict[str, str] = {
     "aiohttp_helpers": "core/test_init.py",
+    "aiohttp_helpers._closing": "core/test_closing.py",
     "aiohttp_helpers._compat": "core/test_compat.py",
     "aiohttp_helpers._metric_names": "observability",
     "aiohttp_helpers._observe": "observability/test_observe.py",
@@ -72,9 +73,15 @@ def package_modules() -> list[str]:
 
 
 def area_of(module: str) -> str | None:
-    """The test area of ``module``: its own entry, else its nearest mapped package's."""
-    name = module
-    while name:
+    """The test area of ``module``: its own entry, else its nearest mapped subpackage's.
+
+    The top package's entry covers ``__init__.py`` alone: a new top-level module needs an
+    entry of its own.
+    """
+    if module in TEST_AREAS:
+        return TEST_AREAS[module]
+    name = module.rpartition(".")[0]
+    while "." in name:
         if name in TEST_AREAS:
             return TEST_AREAS[name]
         name = name.rpartition(".")[0]
@@ -168,3 +175,94 @@ def test_test_modules_live_in_an_area_folder() -> None:
 def test_support_modules_are_not_collected_as_tests() -> None:
     named_like_tests = [p.name for p in SUPPORT.rglob("test_*.py")]
     assert not named_like_tests
+
+
+# -- the direction of imports (docs/architecture.md) ----------------------------------------
+
+PACKAGE = Path(aiohttp_helpers.__file__).resolve().parent
+#: Modules every other part may import; they import no feature.
+FOUNDATIONS = {
+    "keys", "config", "errors", "problem", "negotiation", "serving", "_compat", "_validate",
+    "_words", "_closing", "_metric_names", "origins",
+}  # fmt: skip
+#: The features, each a module or subpackage of its own.
+FEATURES = {"lifecycle", "uploads", "resumable", "websocket", "streams", "health", "expect"}
+
+
+def runtime_imports(path: Path) -> set[str]:
+    """The parts of the package ``path`` imports when it runs (``TYPE_CHECKING`` left out)."""
+    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    package = list(parts if path.name == "__init__.py" else parts[:-1])
+    package = [p for p in package if p != "__init__"]
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    guards = {"TYPE_CHECKING", "typing.TYPE_CHECKING"}
+    typing_only = {
+        id(child)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and ast.unparse(node.test) in guards
+        for stmt in node.body
+        for child in ast.walk(stmt)
+    }
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ImportFrom) or not node.level or id(node) in typing_only:
+            continue
+        base = package[: len(package) - node.level + 1]
+        target = [*base, *(node.module.split(".") if node.module else [])]
+        if target:
+            found.add(target[0])
+        else:  # ``from . import x`` at the top of the package
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+def part_of(path: Path) -> str:
+    return path.relative_to(PACKAGE).with_suffix("").parts[0]
+
+
+def package_files() -> list[Path]:
+    return sorted(p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def test_foundations_import_no_feature() -> None:
+    wrong = {
+        str(path.relative_to(PACKAGE)): sorted(runtime_imports(path) - FOUNDATIONS)
+        for path in package_files()
+        if part_of(path) in FOUNDATIONS
+    }
+    wrong = {path: names for path, names in wrong.items() if names}
+    assert not wrong, f"a foundation imports more than foundations: {wrong}"
+
+
+def test_features_never_import_the_plugin() -> None:
+    wrong = sorted(
+        str(path.relative_to(PACKAGE))
+        for path in package_files()
+        if part_of(path) != "plugin" and part_of(path) != "__init__"
+        and "plugin" in runtime_imports(path)
+    )  # fmt: skip
+    assert not wrong, f"only __init__ imports plugin: {wrong}"
+
+
+def test_the_lifecycle_never_imports_websockets_or_streams() -> None:
+    wrong = sorted(
+        str(path.relative_to(PACKAGE))
+        for path in package_files()
+        if part_of(path) == "lifecycle"
+        and runtime_imports(path) & {"websocket", "streams", "uploads", "resumable"}
+    )
+    assert not wrong, f"setup() hands the lifecycle its stop steps instead: {wrong}"
+
+
+@pytest.mark.parametrize("feature", sorted(FEATURES))
+def test_features_reach_each_other_only_as_drawn(feature: str) -> None:
+    # The drawn edges: resumable stores and hands over files with the uploads spooler, and
+    # expect answers 100-continue for upload routes by their upload limits.
+    allowed = {feature} | ({"uploads"} if feature in {"resumable", "expect"} else set())
+    wrong = {
+        str(path.relative_to(PACKAGE)): sorted((runtime_imports(path) & FEATURES) - allowed)
+        for path in package_files()
+        if part_of(path) == feature
+    }
+    wrong = {path: names for path, names in wrong.items() if names}
+    assert not wrong, f"{feature} imports another feature: {wrong}"
