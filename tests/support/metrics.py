@@ -16,8 +16,9 @@ from yarl import URL
 import aiohttp_helpers as ah
 from aiohttp_helpers.prometheus import setup_metrics
 from aiohttp_helpers.testing import FormPart, multipart_body
+from tests.support.apps import Serve
 
-__all__ = ["Demo", "Samples", "names", "parse", "post", "scrape", "value"]
+__all__ = ["Demo", "Samples", "names", "parse", "post", "scrape", "serve_demo", "value"]
 
 Samples = list[Sample]
 
@@ -113,3 +114,9 @@ async def post(session: aiohttp.ClientSession, url: URL, *parts: FormPart | tupl
     async with session.post(url, data=body.data, headers={"Content-Type": body.content_type}) as r:
         await r.read()
         return r.status
+
+
+async def serve_demo(serve: Serve, tmp: Path, **ws: Any) -> tuple[Demo, URL]:
+    """A :class:`Demo` (``ws``: its WebSocket settings), served; and its base URL."""
+    demo = Demo(tmp, **ws)
+    return demo, await serve(demo.app)
