@@ -24,6 +24,7 @@ import aiohttp_helpers as ah
 from aiohttp_helpers.opentelemetry import setup_tracing
 from aiohttp_helpers.testing import FormPart, multipart_body
 from tests.support.apps import Serve
+from tests.support.metrics import boom, crashing_echo
 from tests.support.net import until
 
 A = "aiohttp_helpers."
@@ -93,24 +94,14 @@ def make_app(
         with tracer.start_as_current_span("load item"):
             return web.Response(text=request.match_info["id"])
 
-    async def boom(request: web.Request) -> web.Response:
-        raise RuntimeError("boom")
-
     async def upload(request: web.Request) -> web.Response:
         async with await ah.read_form(request) as form:
             return web.json_response({"files": len(form.files)})
 
-    @ah.websocket_handler
-    async def echo(request: web.Request, ws: ah.ServerWebSocket) -> None:
-        async for message in ws.messages():
-            if message == "crash":
-                raise RuntimeError("crash")
-            await ws.send_str(str(message))
-
     app.router.add_get("/items/{id}", item)
     app.router.add_get("/boom", boom)
     app.router.add_post("/upload", upload)
-    app.router.add_get("/ws", echo)
+    app.router.add_get("/ws", crashing_echo)
     setup_tracing(
         app, tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
     )

@@ -18,7 +18,18 @@ from aiohttp_helpers.prometheus import setup_metrics
 from aiohttp_helpers.testing import FormPart, multipart_body
 from tests.support.apps import Serve
 
-__all__ = ["Demo", "Samples", "names", "parse", "post", "scrape", "serve_demo", "value"]
+__all__ = [
+    "Demo",
+    "Samples",
+    "boom",
+    "crashing_echo",
+    "names",
+    "parse",
+    "post",
+    "scrape",
+    "serve_demo",
+    "value",
+]
 
 Samples = list[Sample]
 
@@ -49,6 +60,25 @@ def names(samples: Samples) -> set[str]:
     return {s.name for s in samples}
 
 
+async def boom(request: web.Request) -> web.Response:
+    """A handler that fails: a 500."""
+    raise RuntimeError("boom")
+
+
+@ah.websocket_handler
+async def crashing_echo(request: web.Request, ws: ah.ServerWebSocket) -> None:
+    """Echo every message; ``crash`` raises (a 1011), ``bye`` ends the handler (a 1000)."""
+    async for message in ws.messages():
+        if message == "crash":
+            raise RuntimeError("crash")
+        if message == "bye":
+            return
+        if isinstance(message, str):
+            await ws.send_str(message)
+        else:
+            await ws.send_bytes(message)
+
+
 class Demo:
     """An app with one route of each kind, and the events its tests wait on."""
 
@@ -74,9 +104,6 @@ class Demo:
         async def item(request: web.Request) -> web.Response:
             return web.Response(text=request.match_info["id"])
 
-        async def boom(request: web.Request) -> web.Response:
-            raise RuntimeError("boom")
-
         async def hold(request: web.Request) -> web.Response:
             self.holding.set()
             await self.release.wait()
@@ -89,23 +116,11 @@ class Demo:
                     await self.release.wait()
                 return web.json_response({"files": len(form.files)})
 
-        @ah.websocket_handler
-        async def echo(request: web.Request, ws: ah.ServerWebSocket) -> None:
-            async for message in ws.messages():
-                if message == "crash":
-                    raise RuntimeError("crash")
-                if message == "bye":
-                    return
-                if isinstance(message, str):
-                    await ws.send_str(message)
-                else:
-                    await ws.send_bytes(message)
-
         app.router.add_get("/items/{id}", item)
         app.router.add_get("/boom", boom)
         app.router.add_get("/hold", hold)
         app.router.add_post("/upload", upload)
-        app.router.add_get("/ws", echo)
+        app.router.add_get("/ws", crashing_echo)
         self.metrics = setup_metrics(app, registry=self.registry)
 
 
