@@ -38,6 +38,8 @@ __all__ = [
     "PeerKind",
     "RawPeer",
     "app_at_root",
+    "delivering_after",
+    "one_registered",
     "open_peer",
     "raw_peer",
     "raw_session",
@@ -350,5 +352,39 @@ def text_echo(
                 else:
                     await ws.send_bytes(msg.data)
         return ws
+
+    return handler
+
+
+@asynccontextmanager
+async def one_registered(
+    serve: Serve,
+    app: web.Application,
+    connect: Callable[[URL], Awaitable[RawPeer]] = RawPeer.connect,
+) -> AsyncIterator[RawPeer]:
+    """Serve ``app`` and connect one peer (``connect``: :meth:`RawPeer.connect`, which never
+    reads unless told to); the block runs once ``app``'s registry holds it, and the peer is
+    closed at its end."""
+    registry = ah.get_helpers(app).websockets
+    peer = await connect(await serve(app))
+    try:
+        await until(lambda: len(registry) == 1)
+        yield peer
+    finally:
+        peer.close()
+
+
+def delivering_after(
+    cut: Callable[[asyncio.Transport], object], message: str, delivered: list[int]
+) -> WrappedHandler:
+    """A handler that does ``cut`` to its own connection's transport, then delivers
+    ``message`` to every socket and appends to ``delivered`` how many took it."""
+
+    @ah.websocket_handler
+    async def handler(request: web.Request, ws: ah.ServerWebSocket) -> None:
+        registry = ah.get_helpers(request.app).websockets
+        assert request.transport is not None
+        cut(request.transport)
+        delivered.append(await registry.deliver(None, message))
 
     return handler
