@@ -61,11 +61,8 @@ async def test_requests_in_progress(
     serve: Serve, session: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
     demo, base = await serve_demo(serve, tmp_path)
-    held = asyncio.create_task(session.get(base / "hold"))
-    await asyncio.wait_for(demo.holding.wait(), 5)
-    samples = await scrape(session, base)
+    samples, held = await demo.scrape_while_held(session, base, session.get(base / "hold"))
     assert value(samples, "aiohttp_helpers_http_requests_in_progress") == 2
-    demo.release.set()
     async with await held as resp:
         assert await resp.text() == "held"
     samples = await scrape(session, base)
@@ -102,11 +99,10 @@ async def test_uploads_files_bytes_refusals_and_spool(
     assert value(samples, "aiohttp_helpers_upload_spooled_bytes") == 0
 
     # A spooled file still held by its request is on disk, and counted, until the request ends.
-    held = asyncio.create_task(post(session, url, large, ("hold", "1")))
-    await asyncio.wait_for(demo.holding.wait(), 5)
-    samples = await scrape(session, base)
+    samples, held = await demo.scrape_while_held(
+        session, base, post(session, url, large, ("hold", "1"))
+    )
     assert value(samples, "aiohttp_helpers_upload_spooled_bytes") == 50_000
-    demo.release.set()
     assert await held == 200
     samples = await scrape(session, base)
     assert value(samples, "aiohttp_helpers_upload_spooled_bytes") == 0
@@ -396,8 +392,7 @@ async def test_cancelled_request_counts_as_499(
 ) -> None:
     demo = Demo(tmp_path)
     base = await serve(demo.app, handler_cancellation=True)
-    held = asyncio.create_task(session.get(base / "hold"))
-    await asyncio.wait_for(demo.holding.wait(), 5)
+    held = await demo.start_held(session.get(base / "hold"))
     held.cancel()  # the client goes away: the server cancels the handler
     with pytest.raises(asyncio.CancelledError):
         await held

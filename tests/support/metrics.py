@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -32,6 +33,7 @@ __all__ = [
 ]
 
 Samples = list[Sample]
+T = TypeVar("T")
 
 
 def parse(text: str) -> Samples:
@@ -122,6 +124,23 @@ class Demo:
         app.router.add_post("/upload", upload)
         app.router.add_get("/ws", crashing_echo)
         self.metrics = setup_metrics(app, registry=self.registry)
+
+    async def start_held(self, request: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """``request`` (to ``/hold``, or an upload with a ``hold`` field) as a task, once the
+        app holds it."""
+        held = asyncio.create_task(request)
+        await asyncio.wait_for(self.holding.wait(), 5)
+        return held
+
+    async def scrape_while_held(
+        self, session: aiohttp.ClientSession, base: URL, request: Coroutine[Any, Any, T]
+    ) -> tuple[Samples, asyncio.Task[T]]:
+        """A scrape taken while the app holds ``request``; then the request is let go. The
+        scrape, and the request's task."""
+        held = await self.start_held(request)
+        samples = await scrape(session, base)
+        self.release.set()
+        return samples, held
 
 
 async def post(session: aiohttp.ClientSession, url: URL, *parts: FormPart | tuple[str, str]) -> int:
