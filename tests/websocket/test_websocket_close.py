@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -221,47 +222,64 @@ async def test_peer_that_never_answers_is_dropped_after_the_timeout(serve: Serve
     assert 0.15 < timings[0] < 2
 
 
-async def test_peer_that_does_not_read_is_dropped_after_the_timeout(serve: Serve) -> None:
+Fill = Callable[[web.Request, web.WebSocketResponse], Awaitable[None]]
+
+
+async def time_the_close(
+    serve: Serve,
+    within: float,
+    fill: Fill,
+    after: Callable[[web.Request], Awaitable[None]] | None = None,
+) -> float:
+    """How long a timed close (:func:`timed_close`, ``within``) takes in a handler that
+    first runs ``fill`` against a raw peer that never reads, then checks the socket is
+    closed and runs ``after`` (if given)."""
     timings: list[float] = []
 
     async def handler(request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(timeout=30)
         await ws.prepare(request)
-        transport = request.transport
-        assert transport is not None
-        # One big message fills every buffer between us and the peer; its send waits.
-        sending = asyncio.create_task(ws.send_bytes(b"\x00" * 2**25))
-        await until(lambda: transport.get_write_buffer_size() > 0)
-        await timed_close(ws, timings, within=0.2)
+        await fill(request, ws)
+        await timed_close(ws, timings, within=within)
         assert ws.closed
-        assert transport.is_closing()
-        await asyncio.gather(sending, return_exceptions=True)
+        if after is not None:
+            await after(request)
         return ws
 
     with contextlib.closing(await raw_peer(serve, handler)):
         await until(lambda: bool(timings), within=10)
-    assert 0.15 < timings[0] < 2
+    return timings[0]
+
+
+async def test_peer_that_does_not_read_is_dropped_after_the_timeout(serve: Serve) -> None:
+    sending: list[asyncio.Task[None]] = []
+
+    async def fill(request: web.Request, ws: web.WebSocketResponse) -> None:
+        transport = request.transport
+        assert transport is not None
+        # One big message fills every buffer between us and the peer; its send waits.
+        sending.append(asyncio.create_task(ws.send_bytes(b"\x00" * 2**25)))
+        await until(lambda: transport.get_write_buffer_size() > 0)
+
+    async def after(request: web.Request) -> None:
+        assert request.transport is not None
+        assert request.transport.is_closing()
+        await asyncio.gather(*sending, return_exceptions=True)
+
+    assert 0.15 < await time_the_close(serve, 0.2, fill, after) < 2
 
 
 async def test_peer_that_did_not_take_a_send_in_time_is_dropped_at_once(serve: Serve) -> None:
     """aiohttp<3.15 leaves a cancelled drain waiter behind: the close must not hang on it."""
-    timings: list[float] = []
 
-    async def handler(request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(timeout=30)
-        await ws.prepare(request)
+    async def fill(request: web.Request, ws: web.WebSocketResponse) -> None:
         blob = b"\x00" * 2**20
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(0.3):
                 while True:  # fill every buffer between us and the peer
                     await ws.send_bytes(blob)
-        await timed_close(ws, timings, within=5)
-        assert ws.closed
-        return ws
 
-    with contextlib.closing(await raw_peer(serve, handler)):
-        await until(lambda: bool(timings), within=10)
-    assert timings[0] < 1
+    assert await time_the_close(serve, 5, fill) < 1
 
 
 async def test_client_side_socket(serve: Serve) -> None:
