@@ -95,19 +95,21 @@ class ForwardingProxy:
             dst.close()
 
 
-ProxyStart = Callable[[web.Application], Awaitable[str]]
+CappedBehindProxy = Callable[..., Awaitable[tuple[str, ah.WebSocketRegistry]]]
 
 
 @pytest.fixture
-async def through_proxy(serve: Serve) -> AsyncIterator[ProxyStart]:
-    """``await through_proxy(app)``: serve ``app`` behind a :class:`ForwardingProxy`; the
-    proxy's ``ws://`` URL. Every proxy is closed when the test ends."""
+async def capped_behind_proxy(serve: Serve) -> AsyncIterator[CappedBehindProxy]:
+    """``await capped_behind_proxy(remotes=...)``: a :func:`capped_app` served behind a
+    :class:`ForwardingProxy`; the proxy's ``ws://`` URL and the app's registry. Every proxy
+    is closed when the test ends."""
     proxies: list[ForwardingProxy] = []
 
-    async def start(app: web.Application) -> str:
+    async def start(*, remotes: bool) -> tuple[str, ah.WebSocketRegistry]:
+        app, registry = await capped_app(remotes=remotes)
         proxy = ForwardingProxy(await serve(app))
         proxies.append(proxy)
-        return ws_url(await proxy.start())
+        return ws_url(await proxy.start()), registry
 
     yield start
     for proxy in proxies:
@@ -193,10 +195,9 @@ async def test_forged_x_forwarded_for_does_not_bypass_the_cap(serve: Serve) -> N
 
 
 async def test_without_remotes_every_client_of_a_proxy_shares_one_count(
-    through_proxy: ProxyStart,
+    capped_behind_proxy: CappedBehindProxy,
 ) -> None:
-    app, registry = await capped_app(remotes=False)
-    url = await through_proxy(app)
+    url, registry = await capped_behind_proxy(remotes=False)
     async with alice_and_bob() as (stack, alice, bob):
         assert await open_served(stack, alice, url) == "127.0.0.1"
         assert await open_served(stack, alice, url) == "127.0.0.1"
@@ -206,10 +207,9 @@ async def test_without_remotes_every_client_of_a_proxy_shares_one_count(
 
 
 async def test_behind_a_trusted_proxy_each_client_has_its_own_count(
-    through_proxy: ProxyStart,
+    capped_behind_proxy: CappedBehindProxy,
 ) -> None:
-    app, registry = await capped_app(remotes=True)
-    url = await through_proxy(app)
+    url, registry = await capped_behind_proxy(remotes=True)
     async with alice_and_bob() as (stack, alice, bob):
         for _ in range(CAP):
             assert await open_served(stack, alice, url) == "127.0.0.2"
