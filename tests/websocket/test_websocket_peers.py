@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 import pytest
 
 from aiohttp_helpers.websocket import CloseFrame
@@ -64,11 +66,25 @@ async def test_empty_close_frame_is_recorded_as_1005(serve: Serve) -> None:
     assert closes == [CloseFrame(1005, "")]
 
 
-async def test_close_reason_that_is_not_utf8_gets_1007(serve: Serve) -> None:
+@pytest.mark.parametrize(
+    ("opcode", "payload", "expected"),
+    [
+        pytest.param(
+            0x8,
+            struct.pack("!H", 1000) + b"\xff\xfe",
+            CloseFrame(1007, "text message is not valid UTF-8"),
+            id="close-reason-that-is-not-utf8-gets-1007",
+        ),
+        pytest.param(0x3, b"?", CloseFrame(1002, "protocol error"), id="reserved-opcode-gets-1002"),
+    ],
+)
+async def test_bad_frame_is_closed_with(
+    serve: Serve, opcode: int, payload: bytes, expected: CloseFrame
+) -> None:
     async with raw_session(serve) as (peer, closes):
-        peer.send_close(1000, b"\xff\xfe")
-        assert await peer.read_close() == CloseFrame(1007, "text message is not valid UTF-8")
-    assert closes == [CloseFrame(1007, "text message is not valid UTF-8")]
+        peer.send_frame(opcode, payload)
+        assert await peer.read_close() == expected
+    assert closes == [expected]
 
 
 async def test_close_frame_with_one_byte_payload_gets_1002(serve: Serve) -> None:
@@ -76,13 +92,6 @@ async def test_close_frame_with_one_byte_payload_gets_1002(serve: Serve) -> None
         peer.send_frame(0x8, b"\x03")
         assert (await peer.read_close()).code == 1002
     assert closes[0].code == 1002
-
-
-async def test_reserved_opcode_gets_1002(serve: Serve) -> None:
-    async with raw_session(serve) as (peer, closes):
-        peer.send_frame(0x3, b"?")
-        assert await peer.read_close() == CloseFrame(1002, "protocol error")
-    assert closes == [CloseFrame(1002, "protocol error")]
 
 
 async def test_peers_round_trip(serve: Serve) -> None:
