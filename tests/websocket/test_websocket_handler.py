@@ -440,30 +440,16 @@ async def test_not_an_upgrade_is_answered_400(aiohttp_client: AiohttpClient) -> 
     assert closes == []
 
 
-@pytest.mark.parametrize(
-    ("options", "error", "match"),
-    [
-        pytest.param({"max_msg_size": 0}, ValueError, "max_msg_size must be positive", id="size"),
-        pytest.param({"messages": "xml"}, ValueError, "messages must be", id="messages"),
-        pytest.param(
-            {"strict_frames": 1}, TypeError, "strict_frames must be True or False", id="strict"
-        ),
-        pytest.param(
-            {"allowed_origins": ("null",)},
-            ValueError,
-            "'null' is the origin of every sandboxed frame",
-            id="null-origin",
-        ),
-    ],
-)
-def test_decorator_validates_its_arguments(
-    options: dict[str, Any], error: type[Exception], match: str
-) -> None:
-    with pytest.raises(error, match=match):
-        ah.websocket_handler(**options)
+def test_decorator_validates_its_arguments() -> None:
+    with pytest.raises(ValueError, match="max_msg_size must be positive"):
+        ah.websocket_handler(max_msg_size=0)
+    with pytest.raises(ValueError, match="messages must be"):
+        ah.websocket_handler(messages="xml")  # type: ignore[call-overload]
+    with pytest.raises(TypeError, match="strict_frames must be True or False"):
+        ah.websocket_handler(strict_frames=1)  # type: ignore[call-overload]
+    with pytest.raises(ValueError, match="'null' is the origin of every sandboxed frame"):
+        ah.websocket_handler(allowed_origins=("null",))
 
-
-def test_decorator_refuses_a_sync_handler() -> None:
     def sync(request: web.Request, ws: ah.ServerWebSocket) -> None:
         pass
 
