@@ -215,14 +215,21 @@ async def test_avatar_type_is_checked(
     assert os.listdir(tmp_path) == []
 
 
-async def test_close_code_from_wsclose_is_seen_by_the_browser(
-    browser: Browser, serve: Serve
-) -> None:
+async def _close_after_command(
+    browser: Browser, serve: Serve, command: str
+) -> tuple[Page, dict[str, Any]]:
+    """The demo in a connected page that sends ``command`` to the chat; the close event."""
     url = await serve(demo.create_app())
     page = await _open(browser, str(url))
     await _connected(page)
-    await _chat(page, "/kick")
-    event = await _close_event(page)
+    await _chat(page, command)
+    return page, await _close_event(page)
+
+
+async def test_close_code_from_wsclose_is_seen_by_the_browser(
+    browser: Browser, serve: Serve
+) -> None:
+    page, event = await _close_after_command(browser, serve, "/kick")
     assert event["code"] == demo.KICKED
     assert event["reason"] == "kicked: you asked for it"
     assert event["wasClean"] is True
@@ -235,11 +242,7 @@ async def test_close_code_from_wsclose_is_seen_by_the_browser(
 async def test_unhandled_error_is_1011_and_the_page_reconnects(
     browser: Browser, serve: Serve
 ) -> None:
-    url = await serve(demo.create_app())
-    page = await _open(browser, str(url))
-    await _connected(page)
-    await _chat(page, "/crash")
-    event = await _close_event(page)
+    page, event = await _close_after_command(browser, serve, "/crash")
     assert event["code"] == 1011
     assert "the demo handler crashed" not in event["reason"]
     await page.wait_for_function("window.demo.reconnects === 1")

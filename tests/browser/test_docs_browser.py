@@ -10,55 +10,24 @@ from __future__ import annotations
 import os
 import shutil
 import struct
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from aiohttp import web
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser
 
+from tests.support.apps import Serve
 from tests.support.docs_build import build_docs
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-HAVE_CHROMIUM = Path(CHROMIUM).exists()
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-quic",
-    "--disable-sync",
-]
-
 
 @pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    if not HAVE_CHROMIUM:
-        pytest.fail(f"no Chromium at {CHROMIUM}: `make sysdeps` installs Debian's chromium")
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        try:
-            yield browser
-        finally:
-            await browser.close()
-
-
-@pytest.fixture
-async def docs_url() -> AsyncIterator[str]:
+async def docs_url(serve: Serve) -> str:
     """The built documentation, served on 127.0.0.1 as a static site."""
     app = web.Application()
     app.router.add_static("/", build_docs(), show_index=False)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
+    return str(await serve(app))
 
 
 def _png_size(data: bytes) -> tuple[int, int]:

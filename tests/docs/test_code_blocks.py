@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
+from tests.support.apps import Serve
 from tests.support.docs_blocks import (
     ROOT,
     Block,
@@ -95,7 +95,11 @@ def _load(block: Block, path: Path) -> types.ModuleType:
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[b.id for b in BLOCKS])
 async def test_block_runs_as_shown(
-    block: Block, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+    block: Block,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+    serve: Serve,
 ) -> None:
     assert undefined_names(block.code, tmp_path) == ""
     compile(block.code, block.id, "exec")
@@ -134,49 +138,42 @@ async def test_block_runs_as_shown(
                 timeout=120,
             )
             assert result.returncode == 0, result.stdout + result.stderr
-        runner: web.AppRunner | None = None
+        served = False
         port = 0
         if "create_app" in names:
             app = names["create_app"]()
             if inspect.isawaitable(app):
                 app = await app
-            runner = web.AppRunner(app)
-            await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            port = runner.addresses[0][1]
-        try:
-            if "main" in names:
-                main = names["main"]
-                printed = io.StringIO()
-                with contextlib.redirect_stdout(printed):
-                    if inspect.signature(main).parameters:
-                        await main(f"http://127.0.0.1:{port}")
-                    else:
-                        await main()
-                shown = [b for b in block.after if b.lang == "text"]
-                if shown:
-                    assert output_matches(shown[0].code.split("\n"), printed.getvalue()), (
-                        printed.getvalue()
-                    )
-            for session in block.after:
-                if session.lang == "text":
-                    continue
-                if not parse_console(session.code):
-                    continue
-                assert runner is not None, (
-                    f"{session.id}: a session after a block that serves no app"
+            base = await serve(app)
+            assert base.port is not None
+            port = base.port
+            served = True
+        if "main" in names:
+            main = names["main"]
+            printed = io.StringIO()
+            with contextlib.redirect_stdout(printed):
+                if inspect.signature(main).parameters:
+                    await main(f"http://127.0.0.1:{port}")
+                else:
+                    await main()
+            shown = [b for b in block.after if b.lang == "text"]
+            if shown:
+                assert output_matches(shown[0].code.split("\n"), printed.getvalue()), (
+                    printed.getvalue()
                 )
-                assert shutil.which("curl"), "curl is needed: `make sysdeps` installs it"
-                for command in parse_console(session.code):
-                    out = await _run_command(command_for(command.command, port), tmp_path)
-                    assert output_matches(expected_for(command.expected, port), out), (
-                        f"{session.id}: $ {command.command}\nexpected:\n"
-                        + "\n".join(command.expected)
-                        + f"\ngot:\n{out}"
-                    )
-        finally:
-            if runner is not None:
-                await runner.cleanup()
+        for session in block.after:
+            if session.lang == "text":
+                continue
+            if not parse_console(session.code):
+                continue
+            assert served, f"{session.id}: a session after a block that serves no app"
+            assert shutil.which("curl"), "curl is needed: `make sysdeps` installs it"
+            for command in parse_console(session.code):
+                out = await _run_command(command_for(command.command, port), tmp_path)
+                assert output_matches(expected_for(command.expected, port), out), (
+                    f"{session.id}: $ {command.command}\nexpected:\n"
+                    + "\n".join(command.expected)
+                    + f"\ngot:\n{out}"
+                )
     finally:
         sys.modules.pop("docs_example", None)

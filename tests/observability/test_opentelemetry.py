@@ -24,6 +24,7 @@ import aiohttp_helpers as ah
 from aiohttp_helpers.opentelemetry import setup_tracing
 from aiohttp_helpers.testing import FormPart, multipart_body
 from tests.support.apps import Serve
+from tests.support.metrics import boom, crashing_echo
 from tests.support.net import until
 
 A = "aiohttp_helpers."
@@ -93,24 +94,14 @@ def make_app(
         with tracer.start_as_current_span("load item"):
             return web.Response(text=request.match_info["id"])
 
-    async def boom(request: web.Request) -> web.Response:
-        raise RuntimeError("boom")
-
     async def upload(request: web.Request) -> web.Response:
         async with await ah.read_form(request) as form:
             return web.json_response({"files": len(form.files)})
 
-    @ah.websocket_handler
-    async def echo(request: web.Request, ws: ah.ServerWebSocket) -> None:
-        async for message in ws.messages():
-            if message == "crash":
-                raise RuntimeError("crash")
-            await ws.send_str(str(message))
-
     app.router.add_get("/items/{id}", item)
     app.router.add_get("/boom", boom)
     app.router.add_post("/upload", upload)
-    app.router.add_get("/ws", echo)
+    app.router.add_get("/ws", crashing_echo)
     setup_tracing(
         app, tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
     )
@@ -319,19 +310,32 @@ async def test_no_second_span_under_the_aiohttp_server_instrumentation(
     assert telemetry.points("http.server.request.duration") == []
 
 
-async def test_no_second_span_under_an_outer_server_span(
-    serve: Serve, session: aiohttp.ClientSession, telemetry: Telemetry, tmp_path: Path
-) -> None:
+async def item_span_under_edge(
+    serve: Serve,
+    session: aiohttp.ClientSession,
+    telemetry: Telemetry,
+    tmp_path: Path,
+    kind: SpanKind = SpanKind.INTERNAL,
+) -> ReadableSpan:
+    """GET ``/items/9`` through an outer middleware that opens a span "edge" of ``kind``;
+    the one server span that the request leaves."""
     outer_tracer = telemetry.tracer_provider.get_tracer("outer")
 
     @web.middleware
     async def outer(request: web.Request, handler: Handler) -> web.StreamResponse:
-        with outer_tracer.start_as_current_span("edge", kind=SpanKind.SERVER):
+        with outer_tracer.start_as_current_span("edge", kind=kind):
             return await handler(request)
 
     base = await serve(make_app(telemetry, tmp_path, middlewares=(outer,)))
     assert await get(session, base / "items" / "9") == 200
     (span,) = telemetry.server_spans()
+    return span
+
+
+async def test_no_second_span_under_an_outer_server_span(
+    serve: Serve, session: aiohttp.ClientSession, telemetry: Telemetry, tmp_path: Path
+) -> None:
+    span = await item_span_under_edge(serve, session, telemetry, tmp_path, SpanKind.SERVER)
     assert span.name == "GET /items/{id}"  # renamed by route, as the conventions say
     assert span.attributes is not None
     assert span.attributes["http.route"] == "/items/{id}"
@@ -341,16 +345,7 @@ async def test_no_second_span_under_an_outer_server_span(
 async def test_an_outer_internal_span_is_the_parent(
     serve: Serve, session: aiohttp.ClientSession, telemetry: Telemetry, tmp_path: Path
 ) -> None:
-    outer_tracer = telemetry.tracer_provider.get_tracer("outer")
-
-    @web.middleware
-    async def outer(request: web.Request, handler: Handler) -> web.StreamResponse:
-        with outer_tracer.start_as_current_span("edge"):
-            return await handler(request)
-
-    base = await serve(make_app(telemetry, tmp_path, middlewares=(outer,)))
-    assert await get(session, base / "items" / "9") == 200
-    (span,) = telemetry.server_spans()
+    span = await item_span_under_edge(serve, session, telemetry, tmp_path)
     edge = next(s for s in telemetry.spans() if s.name == "edge")
     assert span.parent is not None
     assert span.parent.span_id == edge.context.span_id

@@ -16,15 +16,14 @@ import aiohttp_helpers as ah
 from aiohttp_helpers.prometheus import setup_metrics
 from aiohttp_helpers.testing import FormPart
 from tests.support.apps import Serve, helped_app
-from tests.support.metrics import Demo, parse, post, scrape, value
+from tests.support.metrics import Demo, parse, post, scrape, serve_demo, value
 from tests.support.net import until
 
 
 async def test_requests_by_route_template_and_status(
     serve: Serve, session: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
-    demo = Demo(tmp_path)
-    base = await serve(demo.app)
+    _, base = await serve_demo(serve, tmp_path)
     for path in ("/items/1", "/items/2", "/no/such/path", "/secret/../x%00", "/boom"):
         async with session.get(base.with_path(path, encoded=True)) as resp:
             await resp.read()
@@ -61,13 +60,9 @@ async def test_requests_by_route_template_and_status(
 async def test_requests_in_progress(
     serve: Serve, session: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
-    demo = Demo(tmp_path)
-    base = await serve(demo.app)
-    held = asyncio.create_task(session.get(base / "hold"))
-    await asyncio.wait_for(demo.holding.wait(), 5)
-    samples = await scrape(session, base)
+    demo, base = await serve_demo(serve, tmp_path)
+    samples, held = await demo.scrape_while_held(session, base, session.get(base / "hold"))
     assert value(samples, "aiohttp_helpers_http_requests_in_progress") == 2
-    demo.release.set()
     async with await held as resp:
         assert await resp.text() == "held"
     samples = await scrape(session, base)
@@ -78,8 +73,7 @@ async def test_requests_in_progress(
 async def test_uploads_files_bytes_refusals_and_spool(
     serve: Serve, session: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
-    demo = Demo(tmp_path)
-    base = await serve(demo.app)
+    demo, base = await serve_demo(serve, tmp_path)
     url = base / "upload"
     small = FormPart(name="doc", filename="a.txt", data=b"x" * 100)
     large = FormPart(name="doc", filename="b.bin", data=b"y" * 50_000)
@@ -105,11 +99,10 @@ async def test_uploads_files_bytes_refusals_and_spool(
     assert value(samples, "aiohttp_helpers_upload_spooled_bytes") == 0
 
     # A spooled file still held by its request is on disk, and counted, until the request ends.
-    held = asyncio.create_task(post(session, url, large, ("hold", "1")))
-    await asyncio.wait_for(demo.holding.wait(), 5)
-    samples = await scrape(session, base)
+    samples, held = await demo.scrape_while_held(
+        session, base, post(session, url, large, ("hold", "1"))
+    )
     assert value(samples, "aiohttp_helpers_upload_spooled_bytes") == 50_000
-    demo.release.set()
     assert await held == 200
     samples = await scrape(session, base)
     assert value(samples, "aiohttp_helpers_upload_spooled_bytes") == 0
@@ -119,8 +112,7 @@ async def test_uploads_files_bytes_refusals_and_spool(
 async def test_websockets_open_closed_codes_messages_refusals(
     serve: Serve, session: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
-    demo = Demo(tmp_path, max_connections=2)
-    base = await serve(demo.app)
+    demo, base = await serve_demo(serve, tmp_path, max_connections=2)
     url = base.with_scheme("ws") / "ws"
     registry = demo.helpers.websockets
     async with session.ws_connect(url) as one, session.ws_connect(url) as two:
@@ -171,8 +163,7 @@ async def test_websockets_open_closed_codes_messages_refusals(
 async def test_registry_counters_read_when_the_registry_has_them(
     serve: Serve, session: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
-    demo = Demo(tmp_path)
-    base = await serve(demo.app)
+    demo, base = await serve_demo(serve, tmp_path)
     async with session.ws_connect(base.with_scheme("ws") / "ws") as ws:
         await until(lambda: len(demo.helpers.websockets) == 1)
         await demo.helpers.websockets.broadcast("to all")
@@ -190,8 +181,7 @@ async def test_registry_counters_read_when_the_registry_has_them(
 async def test_lifecycle_state_hooks_and_drain(
     serve: Serve, session: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
-    demo = Demo(tmp_path)
-    base = await serve(demo.app)
+    demo, base = await serve_demo(serve, tmp_path)
     samples = await scrape(session, base)
     state = "aiohttp_helpers_app_state"
     assert value(samples, state, state="ready") == 1
@@ -279,7 +269,7 @@ async def test_sub_apps_routes_uploads_and_websockets(
 async def test_openmetrics_when_asked(
     serve: Serve, session: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
-    base = await serve(Demo(tmp_path).app)
+    _, base = await serve_demo(serve, tmp_path)
     headers = {"Accept": "application/openmetrics-text; version=1.0.0"}
     async with session.get(base / "metrics", headers=headers) as resp:
         assert resp.headers["Content-Type"].startswith("application/openmetrics-text")
@@ -371,8 +361,7 @@ async def test_demo_exposes_metrics(serve: Serve, session: aiohttp.ClientSession
 async def test_websocket_refusals_per_client_stopping_and_before_the_upgrade(
     serve: Serve, session: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
-    demo = Demo(tmp_path, max_connections_per_client=1)
-    base = await serve(demo.app)
+    demo, base = await serve_demo(serve, tmp_path, max_connections_per_client=1)
     url = base.with_scheme("ws") / "ws"
     async with session.ws_connect(url) as one:
         await until(lambda: len(demo.helpers.websockets) == 1)
@@ -403,8 +392,7 @@ async def test_cancelled_request_counts_as_499(
 ) -> None:
     demo = Demo(tmp_path)
     base = await serve(demo.app, handler_cancellation=True)
-    held = asyncio.create_task(session.get(base / "hold"))
-    await asyncio.wait_for(demo.holding.wait(), 5)
+    held = await demo.start_held(session.get(base / "hold"))
     held.cancel()  # the client goes away: the server cancels the handler
     with pytest.raises(asyncio.CancelledError):
         await held

@@ -40,6 +40,7 @@ __all__ = [
     "output_matches",
     "parse_console",
     "python_blocks",
+    "run_tool",
     "undefined_names",
 ]
 
@@ -148,26 +149,31 @@ def python_blocks(paths: list[Path] | None = None) -> list[Block]:
     return found
 
 
+def run_tool(
+    name: str, *args: str, timeout: float | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The command ``name`` of this interpreter's environment (``.venv/bin``), run with
+    ``args``; its output captured as text, its exit status left to the caller."""
+    tool = Path(sys.executable).with_name(name)
+    return subprocess.run(
+        [str(tool), *args], capture_output=True, text=True, check=False, timeout=timeout
+    )
+
+
 def undefined_names(code: str, workdir: Path) -> str:
     """Ruff's report of undefined names and misplaced ``await`` in ``code`` ('' if none)."""
     source = workdir / "_block_check.py"
     source.write_text(code, encoding="utf-8")
-    ruff = Path(sys.executable).with_name("ruff")
-    result = subprocess.run(
-        [
-            str(ruff),
-            "check",
-            "--no-cache",
-            "--isolated",
-            "--select",
-            "F821,F704,PLE1142",
-            "--output-format",
-            "concise",
-            str(source),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+    result = run_tool(
+        "ruff",
+        "check",
+        "--no-cache",
+        "--isolated",
+        "--select",
+        "F821,F704,PLE1142",
+        "--output-format",
+        "concise",
+        str(source),
     )
     source.unlink()
     return "" if result.returncode == 0 else result.stdout + result.stderr

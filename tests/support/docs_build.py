@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-from .docs_blocks import ROOT
+from .docs_blocks import ROOT, run_tool
 
 __all__ = ["build_docs"]
 
@@ -28,24 +26,18 @@ def build_docs() -> Path:
         return Path(given)
     if _built is None:
         out = Path(tempfile.mkdtemp(prefix="ah-docs-"))
-        sphinx = Path(sys.executable).with_name("sphinx-build")
-        result = subprocess.run(
-            [
-                str(sphinx),
-                "-W",
-                "--keep-going",
-                "-n",
-                "-q",
-                "-b",
-                "html",
-                "-d",
-                str(out / "doctrees"),
-                str(ROOT / "docs"),
-                str(out / "html"),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
+        result = run_tool(
+            "sphinx-build",
+            "-W",
+            "--keep-going",
+            "-n",
+            "-q",
+            "-b",
+            "html",
+            "-d",
+            str(out / "doctrees"),
+            str(ROOT / "docs"),
+            str(out / "html"),
             timeout=600,
         )
         if result.returncode != 0:

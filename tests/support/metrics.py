@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -16,10 +17,23 @@ from yarl import URL
 import aiohttp_helpers as ah
 from aiohttp_helpers.prometheus import setup_metrics
 from aiohttp_helpers.testing import FormPart, multipart_body
+from tests.support.apps import Serve
 
-__all__ = ["Demo", "Samples", "names", "parse", "post", "scrape", "value"]
+__all__ = [
+    "Demo",
+    "Samples",
+    "boom",
+    "crashing_echo",
+    "names",
+    "parse",
+    "post",
+    "scrape",
+    "serve_demo",
+    "value",
+]
 
 Samples = list[Sample]
+T = TypeVar("T")
 
 
 def parse(text: str) -> Samples:
@@ -48,6 +62,25 @@ def names(samples: Samples) -> set[str]:
     return {s.name for s in samples}
 
 
+async def boom(request: web.Request) -> web.Response:
+    """A handler that fails: a 500."""
+    raise RuntimeError("boom")
+
+
+@ah.websocket_handler
+async def crashing_echo(request: web.Request, ws: ah.ServerWebSocket) -> None:
+    """Echo every message; ``crash`` raises (a 1011), ``bye`` ends the handler (a 1000)."""
+    async for message in ws.messages():
+        if message == "crash":
+            raise RuntimeError("crash")
+        if message == "bye":
+            return
+        if isinstance(message, str):
+            await ws.send_str(message)
+        else:
+            await ws.send_bytes(message)
+
+
 class Demo:
     """An app with one route of each kind, and the events its tests wait on."""
 
@@ -73,9 +106,6 @@ class Demo:
         async def item(request: web.Request) -> web.Response:
             return web.Response(text=request.match_info["id"])
 
-        async def boom(request: web.Request) -> web.Response:
-            raise RuntimeError("boom")
-
         async def hold(request: web.Request) -> web.Response:
             self.holding.set()
             await self.release.wait()
@@ -88,24 +118,29 @@ class Demo:
                     await self.release.wait()
                 return web.json_response({"files": len(form.files)})
 
-        @ah.websocket_handler
-        async def echo(request: web.Request, ws: ah.ServerWebSocket) -> None:
-            async for message in ws.messages():
-                if message == "crash":
-                    raise RuntimeError("crash")
-                if message == "bye":
-                    return
-                if isinstance(message, str):
-                    await ws.send_str(message)
-                else:
-                    await ws.send_bytes(message)
-
         app.router.add_get("/items/{id}", item)
         app.router.add_get("/boom", boom)
         app.router.add_get("/hold", hold)
         app.router.add_post("/upload", upload)
-        app.router.add_get("/ws", echo)
+        app.router.add_get("/ws", crashing_echo)
         self.metrics = setup_metrics(app, registry=self.registry)
+
+    async def start_held(self, request: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """``request`` (to ``/hold``, or an upload with a ``hold`` field) as a task, once the
+        app holds it."""
+        held = asyncio.create_task(request)
+        await asyncio.wait_for(self.holding.wait(), 5)
+        return held
+
+    async def scrape_while_held(
+        self, session: aiohttp.ClientSession, base: URL, request: Coroutine[Any, Any, T]
+    ) -> tuple[Samples, asyncio.Task[T]]:
+        """A scrape taken while the app holds ``request``; then the request is let go. The
+        scrape, and the request's task."""
+        held = await self.start_held(request)
+        samples = await scrape(session, base)
+        self.release.set()
+        return samples, held
 
 
 async def post(session: aiohttp.ClientSession, url: URL, *parts: FormPart | tuple[str, str]) -> int:
@@ -113,3 +148,9 @@ async def post(session: aiohttp.ClientSession, url: URL, *parts: FormPart | tupl
     async with session.post(url, data=body.data, headers={"Content-Type": body.content_type}) as r:
         await r.read()
         return r.status
+
+
+async def serve_demo(serve: Serve, tmp: Path, **ws: Any) -> tuple[Demo, URL]:
+    """A :class:`Demo` (``ws``: its WebSocket settings), served; and its base URL."""
+    demo = Demo(tmp, **ws)
+    return demo, await serve(demo.app)

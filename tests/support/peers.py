@@ -14,7 +14,7 @@ import base64
 import hashlib
 import os
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
@@ -29,14 +29,22 @@ from yarl import URL
 import aiohttp_helpers as ah
 from aiohttp_helpers.websocket import CloseFrame
 from aiohttp_helpers.websocket.handler import WrappedHandler
+from tests.support.apps import Serve
+from tests.support.net import until
 
 __all__ = [
     "GUID",
     "PEER_KINDS",
     "PeerKind",
     "RawPeer",
+    "app_at_root",
+    "delivering_after",
+    "one_registered",
     "open_peer",
+    "raw_peer",
+    "raw_session",
     "recording_app",
+    "text_echo",
     "ws_url",
 ]
 
@@ -299,3 +307,84 @@ async def echo(request: web.Request, ws: ah.ServerWebSocket) -> None:
             await ws.send_str(data)
         else:
             await ws.send_bytes(data)
+
+
+def app_at_root(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.Application:
+    """A bare ``web.Application`` serving ``handler`` at ``/``."""
+    app = web.Application()
+    app.router.add_get("/", handler)
+    return app
+
+
+async def raw_peer(
+    serve: Serve, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> RawPeer:
+    """A :class:`RawPeer` upgraded at ``/`` of a bare app serving ``handler``."""
+    return await RawPeer.connect(await serve(app_at_root(handler)))
+
+
+@asynccontextmanager
+async def raw_session(serve: Serve) -> AsyncIterator[tuple[RawPeer, list[CloseFrame]]]:
+    """A :class:`RawPeer` on a :func:`recording_app`, and its closes; once the block ends
+    the peer is closed and (unless the block raised) a close has been recorded."""
+    app, closes = recording_app()
+    peer = await RawPeer.connect(await serve(app))
+    try:
+        yield peer, closes
+    finally:
+        peer.close()
+    await until(lambda: bool(closes))
+
+
+def text_echo(
+    make_ws: Callable[[], web.WebSocketResponse],
+) -> Callable[[web.Request], Awaitable[web.WebSocketResponse]]:
+    """A plain aiohttp handler (no helpers) that sends every text message back as it came:
+    a ``str`` as text, undecoded text (``decode_text=False``) as binary."""
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = make_ws()
+        await ws.prepare(request)
+        async for msg in ws:
+            if msg.type is aiohttp.WSMsgType.TEXT:
+                if isinstance(msg.data, str):
+                    await ws.send_str(msg.data)
+                else:
+                    await ws.send_bytes(msg.data)
+        return ws
+
+    return handler
+
+
+@asynccontextmanager
+async def one_registered(
+    serve: Serve,
+    app: web.Application,
+    connect: Callable[[URL], Awaitable[RawPeer]] = RawPeer.connect,
+) -> AsyncIterator[RawPeer]:
+    """Serve ``app`` and connect one peer (``connect``: :meth:`RawPeer.connect`, which never
+    reads unless told to); the block runs once ``app``'s registry holds it, and the peer is
+    closed at its end."""
+    registry = ah.get_helpers(app).websockets
+    peer = await connect(await serve(app))
+    try:
+        await until(lambda: len(registry) == 1)
+        yield peer
+    finally:
+        peer.close()
+
+
+def delivering_after(
+    cut: Callable[[asyncio.Transport], object], message: str, delivered: list[int]
+) -> WrappedHandler:
+    """A handler that does ``cut`` to its own connection's transport, then delivers
+    ``message`` to every socket and appends to ``delivered`` how many took it."""
+
+    @ah.websocket_handler
+    async def handler(request: web.Request, ws: ah.ServerWebSocket) -> None:
+        registry = ah.get_helpers(request.app).websockets
+        assert request.transport is not None
+        cut(request.transport)
+        delivered.append(await registry.deliver(None, message))
+
+    return handler

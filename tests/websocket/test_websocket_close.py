@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -17,7 +18,7 @@ from aiohttp_helpers.websocket import MAX_REASON_BYTES, CloseFrame, truncate_rea
 from aiohttp_helpers.websocket.close import encode_reason
 from tests.support.apps import Serve
 from tests.support.net import until
-from tests.support.peers import PEER_KINDS, PeerKind, RawPeer, open_peer, ws_url
+from tests.support.peers import PEER_KINDS, PeerKind, app_at_root, open_peer, raw_peer, ws_url
 
 # -- reasons -------------------------------------------------------------------------
 
@@ -74,9 +75,7 @@ async def test_reason_at_the_edge_over_the_wire(
         await ah.close_websocket(ws, 4000, reason)
         return ws
 
-    app = web.Application()
-    app.router.add_get("/", handler)
-    async with open_peer(kind, ws_url(await serve(app))) as peer:
+    async with open_peer(kind, ws_url(await serve(app_at_root(handler)))) as peer:
         # An oversized close frame would be a protocol error for both libraries.
         assert await peer.wait_closed() == CloseFrame(4000, expected)
 
@@ -112,9 +111,7 @@ async def test_codes_that_may_not_be_sent_are_refused(serve: Serve, code: int, m
         await ws.close(code=4000, message=b"after the refusal")
         return ws
 
-    app = web.Application()
-    app.router.add_get("/", handler)
-    async with open_peer("websockets", ws_url(await serve(app))) as peer:
+    async with open_peer("websockets", ws_url(await serve(app_at_root(handler)))) as peer:
         # Nothing went out for the refused code: the next, valid close is the first frame.
         assert await peer.wait_closed() == CloseFrame(4000, "after the refusal")
     with pytest.raises(ValueError, match=match):
@@ -143,14 +140,21 @@ async def test_bad_arguments(serve: Serve) -> None:
         await ah.close_websocket(ws)
         return ws
 
-    app = web.Application()
-    app.router.add_get("/", handler)
-    async with open_peer("aiohttp", ws_url(await serve(app))) as peer:
+    async with open_peer("aiohttp", ws_url(await serve(app_at_root(handler)))) as peer:
         assert await peer.wait_closed() == CloseFrame(1000, "")
     assert [type(e) for e in errors] == [TypeError, TypeError, ValueError]
     assert "a close code is an int" in str(errors[0])
     assert "a close reason is a str" in str(errors[1])
     assert "timeout must be positive" in str(errors[2])
+
+
+async def timed_close(ws: web.WebSocketResponse, timings: list[float], *, within: float) -> None:
+    """``close_websocket(ws, 1001, "bye", timeout=within)`` succeeds; how long it took goes
+    to ``timings``."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert await ah.close_websocket(ws, 1001, "bye", timeout=within)
+    timings.append(loop.time() - started)
 
 
 # -- safe on closing and closed sockets ------------------------------------------------
@@ -170,15 +174,10 @@ async def test_safe_on_closed_and_closing_sockets(serve: Serve) -> None:
         results.append(await ah.close_websocket(ws, 1011, "three times"))
         return ws
 
-    app = web.Application()
-    app.router.add_get("/", handler)
-    peer = await RawPeer.connect(await serve(app))
-    try:
+    with contextlib.closing(await raw_peer(serve, handler)) as peer:
         peer.send_close(4321, b"client leaves")
         assert await peer.read_close() == CloseFrame(1000, "answering")
         assert await peer.at_eof()
-    finally:
-        peer.close()
     await until(lambda: len(results) == 4)
     assert results == [(aiohttp.WSMsgType.CLOSE, 4321), True, False, False]
 
@@ -198,15 +197,10 @@ async def test_concurrent_closes_send_one_frame(serve: Serve) -> None:
         )
         return ws
 
-    app = web.Application()
-    app.router.add_get("/", handler)
-    peer = await RawPeer.connect(await serve(app))
-    try:
+    with contextlib.closing(await raw_peer(serve, handler)) as peer:
         assert await peer.read_close() == CloseFrame(4001, "first")
         peer.send_close(4001)
         assert await peer.at_eof()
-    finally:
-        peer.close()
     await until(lambda: len(results) == 3)
     assert results == [True, False, False]
 
@@ -217,82 +211,75 @@ async def test_peer_that_never_answers_is_dropped_after_the_timeout(serve: Serve
     async def handler(request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(timeout=30)
         await ws.prepare(request)
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        assert await ah.close_websocket(ws, 1001, "bye", timeout=0.2)
-        timings.append(loop.time() - started)
+        await timed_close(ws, timings, within=0.2)
         return ws
 
-    app = web.Application()
-    app.router.add_get("/", handler)
-    peer = await RawPeer.connect(await serve(app))
-    try:
+    with contextlib.closing(await raw_peer(serve, handler)) as peer:
         assert await peer.read_close() == CloseFrame(1001, "bye")
         # The raw peer never answers the close: the server drops the connection.
         assert await peer.at_eof(within=5)
-    finally:
-        peer.close()
     await until(lambda: bool(timings))
     assert 0.15 < timings[0] < 2
 
 
-async def test_peer_that_does_not_read_is_dropped_after_the_timeout(serve: Serve) -> None:
+Fill = Callable[[web.Request, web.WebSocketResponse], Awaitable[None]]
+
+
+async def time_the_close(
+    serve: Serve,
+    within: float,
+    fill: Fill,
+    after: Callable[[web.Request], Awaitable[None]] | None = None,
+) -> float:
+    """How long a timed close (:func:`timed_close`, ``within``) takes in a handler that
+    first runs ``fill`` against a raw peer that never reads, then checks the socket is
+    closed and runs ``after`` (if given)."""
     timings: list[float] = []
 
     async def handler(request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(timeout=30)
         await ws.prepare(request)
+        await fill(request, ws)
+        await timed_close(ws, timings, within=within)
+        assert ws.closed
+        if after is not None:
+            await after(request)
+        return ws
+
+    with contextlib.closing(await raw_peer(serve, handler)):
+        await until(lambda: bool(timings), within=10)
+    return timings[0]
+
+
+async def test_peer_that_does_not_read_is_dropped_after_the_timeout(serve: Serve) -> None:
+    sending: list[asyncio.Task[None]] = []
+
+    async def fill(request: web.Request, ws: web.WebSocketResponse) -> None:
         transport = request.transport
         assert transport is not None
         # One big message fills every buffer between us and the peer; its send waits.
-        sending = asyncio.create_task(ws.send_bytes(b"\x00" * 2**25))
+        sending.append(asyncio.create_task(ws.send_bytes(b"\x00" * 2**25)))
         await until(lambda: transport.get_write_buffer_size() > 0)
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        assert await ah.close_websocket(ws, 1001, "bye", timeout=0.2)
-        timings.append(loop.time() - started)
-        assert ws.closed
-        assert transport.is_closing()
-        await asyncio.gather(sending, return_exceptions=True)
-        return ws
 
-    app = web.Application()
-    app.router.add_get("/", handler)
-    peer = await RawPeer.connect(await serve(app))
-    try:
-        await until(lambda: bool(timings), within=10)
-    finally:
-        peer.close()
-    assert 0.15 < timings[0] < 2
+    async def after(request: web.Request) -> None:
+        assert request.transport is not None
+        assert request.transport.is_closing()
+        await asyncio.gather(*sending, return_exceptions=True)
+
+    assert 0.15 < await time_the_close(serve, 0.2, fill, after) < 2
 
 
 async def test_peer_that_did_not_take_a_send_in_time_is_dropped_at_once(serve: Serve) -> None:
     """aiohttp<3.15 leaves a cancelled drain waiter behind: the close must not hang on it."""
-    timings: list[float] = []
 
-    async def handler(request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(timeout=30)
-        await ws.prepare(request)
+    async def fill(request: web.Request, ws: web.WebSocketResponse) -> None:
         blob = b"\x00" * 2**20
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(0.3):
                 while True:  # fill every buffer between us and the peer
                     await ws.send_bytes(blob)
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        assert await ah.close_websocket(ws, 1001, "bye", timeout=5)
-        timings.append(loop.time() - started)
-        assert ws.closed
-        return ws
 
-    app = web.Application()
-    app.router.add_get("/", handler)
-    peer = await RawPeer.connect(await serve(app))
-    try:
-        await until(lambda: bool(timings), within=10)
-    finally:
-        peer.close()
-    assert timings[0] < 1
+    assert await time_the_close(serve, 5, fill) < 1
 
 
 async def test_client_side_socket(serve: Serve) -> None:
@@ -305,9 +292,7 @@ async def test_client_side_socket(serve: Serve) -> None:
         closes.append(CloseFrame(msg.data, msg.extra or ""))
         return ws
 
-    app = web.Application()
-    app.router.add_get("/", handler)
-    base = await serve(app)
+    base = await serve(app_at_root(handler))
     async with aiohttp.ClientSession() as session:
         ws = await session.ws_connect(base)
         with pytest.raises(ValueError, match="may not be sent"):
@@ -337,14 +322,9 @@ async def test_a_cancelled_close_is_cancelled(serve: Serve) -> None:
             outcome.append("cancelled")
         return ws
 
-    app = web.Application()
-    app.router.add_get("/", handler)
-    peer = await RawPeer.connect(await serve(app))
-    try:
+    with contextlib.closing(await raw_peer(serve, handler)) as peer:
         assert (await peer.read_close()).code == 1001
         await until(lambda: bool(outcome))
-    finally:
-        peer.close()
     assert outcome == ["cancelled"]
 
 

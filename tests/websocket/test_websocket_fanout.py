@@ -30,7 +30,14 @@ import aiohttp_helpers as ah
 from aiohttp_helpers.websocket import CloseFrame
 from tests.support.apps import Serve
 from tests.support.net import until
-from tests.support.peers import GUID, RawPeer, recording_app, ws_url
+from tests.support.peers import (
+    GUID,
+    RawPeer,
+    delivering_after,
+    one_registered,
+    recording_app,
+    ws_url,
+)
 
 #: Generous: one pass over a handful of sockets takes microseconds; the old registry
 #: held every broadcast for ``send_timeout`` (30 s here) behind a client that did not read.
@@ -166,10 +173,7 @@ async def test_a_client_over_its_high_water_mark_for_send_timeout_is_closed(
         listener, send_timeout=0.3, close_timeout=10, broadcast_backlog=2**30
     )
     registry = ah.get_helpers(app).websockets
-    base = await serve(app)
-    slow = await stalled_peer(base)
-    try:
-        await until(lambda: len(registry) == 1)
+    async with one_registered(serve, app, stalled_peer) as slow:
         blob = b"\x02" * 2**22
         assert await registry.deliver(None, blob) == 1
         # Far over the mark, well within the backlog: it still takes messages...
@@ -185,24 +189,17 @@ async def test_a_client_over_its_high_water_mark_for_send_timeout_is_closed(
         assert received == [blob, b"second"]
         assert close == TOO_SLOW
         await until(lambda: TOO_SLOW in closes)
-    finally:
-        slow.close()
 
 
 async def test_with_no_backlog_a_socket_over_its_mark_is_closed_at_once(serve: Serve) -> None:
     app, closes = recording_app(listener, send_timeout=30, close_timeout=10, broadcast_backlog=0)
     registry = ah.get_helpers(app).websockets
-    base = await serve(app)
-    slow = await stalled_peer(base)
-    try:
-        await until(lambda: len(registry) == 1)
+    async with one_registered(serve, app, stalled_peer) as slow:
         blob = b"\x02" * 2**22
         assert await registry.deliver(None, blob) == 1
         assert await registry.deliver(None, b"next") == 0
         received, close = await read_messages(slow)
         assert (received, close) == ([blob], TOO_SLOW)
-    finally:
-        slow.close()
     await until(lambda: TOO_SLOW in closes)
 
 
@@ -283,14 +280,8 @@ def test_broadcast_backlog_is_validated() -> None:
 async def test_a_transport_that_refuses_the_write_is_skipped(serve: Serve) -> None:
     delivered: list[int] = []
 
-    @ah.websocket_handler
-    async def handler(request: web.Request, ws: ah.ServerWebSocket) -> None:
-        registry = ah.get_helpers(request.app).websockets
-        assert request.transport is not None
-        # After write_eof() the transport raises on write (and is not "closing").
-        request.transport.write_eof()
-        delivered.append(await registry.deliver(None, "refused"))
-
+    # After write_eof() the transport raises on write (and is not "closing").
+    handler = delivering_after(lambda t: t.write_eof(), "refused", delivered)
     app, _ = recording_app(handler, close_timeout=0.5)
     base = await serve(app)
     async with aiohttp.ClientSession() as session, session.ws_connect(ws_url(base)) as ws:

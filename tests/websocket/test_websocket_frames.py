@@ -27,7 +27,7 @@ from aiohttp_helpers.websocket import CloseFrame, ServerWebSocket
 from aiohttp_helpers.websocket.frames import StrictFrames
 from tests.support.apps import Serve
 from tests.support.net import until
-from tests.support.peers import GUID, RawPeer, recording_app, ws_url
+from tests.support.peers import GUID, RawPeer, raw_peer, recording_app, text_echo, ws_url
 
 Length = Literal["7", "16", "64"]
 
@@ -83,6 +83,24 @@ async def echo_server(serve: Serve, **settings: object) -> tuple[URL, list[Close
     return await serve(app), closes
 
 
+async def echo_peer(serve: Serve, **settings: object) -> tuple[RawPeer, list[CloseFrame]]:
+    """A :class:`RawPeer` on :func:`echo_server`, and the closes it records."""
+    base, closes = await echo_server(serve, **settings)
+    return await RawPeer.connect(base), closes
+
+
+async def expect_close(
+    peer: RawPeer, closes: list[CloseFrame], expected: CloseFrame, *, eof: bool = False
+) -> None:
+    """The server closes with ``expected`` (then, with ``eof``, drops the connection) and
+    records it; then the peer is closed."""
+    assert await peer.read_close() == expected
+    if eof:
+        assert await peer.at_eof()
+    await until(lambda: closes == [expected])
+    peer.close()
+
+
 async def read_text(peer: RawPeer) -> str:
     opcode, payload = await peer.read_frame()
     assert opcode == 0x1, (opcode, payload[:40])
@@ -104,39 +122,23 @@ async def read_text(peer: RawPeer) -> str:
     ],
 )
 async def test_unmasked_frame_fails_with_1002(serve: Serve, opcode: int, payload: bytes) -> None:
-    base, closes = await echo_server(serve)
-    peer = await RawPeer.connect(base)
+    peer, closes = await echo_peer(serve)
     await send(peer, text("before"))
     assert await read_text(peer) == "before"
     await send(peer, frame(opcode, payload, masked=False))
-    assert await peer.read_close() == PROTOCOL_ERROR
-    assert await peer.at_eof()
-    await until(lambda: closes == [PROTOCOL_ERROR])
-    peer.close()
+    await expect_close(peer, closes, PROTOCOL_ERROR, eof=True)
 
 
 async def test_plain_aiohttp_echoes_an_unmasked_frame(serve: Serve) -> None:
     """The gap this closes: aiohttp alone takes an unmasked client frame."""
-
-    async def plain(request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse()
-        await ws.prepare(request)
-        async for msg in ws:
-            if msg.type is WSMsgType.TEXT:
-                await ws.send_str(msg.data)
-        return ws
-
-    app = web.Application()
-    app.router.add_get("/", plain)
-    peer = await RawPeer.connect(await serve(app))
+    peer = await raw_peer(serve, text_echo(web.WebSocketResponse))
     await send(peer, text("unmasked", masked=False))
     assert await read_text(peer) == "unmasked"
     peer.close()
 
 
 async def test_strict_frames_off_behaves_as_aiohttp(serve: Serve) -> None:
-    base, _ = await echo_server(serve, strict_frames=False)
-    peer = await RawPeer.connect(base)
+    peer, _ = await echo_peer(serve, strict_frames=False)
     await send(peer, text("unmasked", masked=False), text("x" * 5, length="16"))
     assert await read_text(peer) == "unmasked"
     assert await read_text(peer) == "xxxxx"
@@ -144,14 +146,11 @@ async def test_strict_frames_off_behaves_as_aiohttp(serve: Serve) -> None:
 
 
 async def test_frames_before_the_bad_one_in_the_same_chunk_are_delivered(serve: Serve) -> None:
-    base, closes = await echo_server(serve)
-    peer = await RawPeer.connect(base)
+    peer, closes = await echo_peer(serve)
     await send(peer, text("one") + text("two") + text("three", masked=False) + text("four"))
     assert await read_text(peer) == "one"
     assert await read_text(peer) == "two"
-    assert await peer.read_close() == PROTOCOL_ERROR
-    await until(lambda: closes == [PROTOCOL_ERROR])
-    peer.close()
+    await expect_close(peer, closes, PROTOCOL_ERROR)
 
 
 async def test_unmasked_frame_sent_with_the_upgrade_request(serve: Serve) -> None:
@@ -172,9 +171,7 @@ async def test_unmasked_frame_sent_with_the_upgrade_request(serve: Serve) -> Non
     accept = base64.b64encode(hashlib.sha1(key.encode() + GUID).digest())
     assert accept in head
     assert await read_text(peer) == "early"
-    assert await peer.read_close() == PROTOCOL_ERROR
-    await until(lambda: closes == [PROTOCOL_ERROR])
-    peer.close()
+    await expect_close(peer, closes, PROTOCOL_ERROR)
 
 
 # -- payload lengths -----------------------------------------------------------------------
@@ -192,21 +189,15 @@ async def test_unmasked_frame_sent_with_the_upgrade_request(serve: Serve) -> Non
     ],
 )
 async def test_non_minimal_length_fails_with_1002(serve: Serve, size: int, length: Length) -> None:
-    base, closes = await echo_server(serve)
-    peer = await RawPeer.connect(base)
+    peer, closes = await echo_peer(serve)
     await send(peer, text("x" * size, length=length))
-    assert await peer.read_close() == PROTOCOL_ERROR
-    await until(lambda: closes == [PROTOCOL_ERROR])
-    peer.close()
+    await expect_close(peer, closes, PROTOCOL_ERROR)
 
 
 async def test_length_with_its_top_bit_set_fails_with_1002(serve: Serve) -> None:
-    base, closes = await echo_server(serve)
-    peer = await RawPeer.connect(base)
+    peer, closes = await echo_peer(serve)
     await send(peer, text(b"abc", length="64", raw_length=2**63 + 3))
-    assert await peer.read_close() == PROTOCOL_ERROR
-    await until(lambda: closes == [PROTOCOL_ERROR])
-    peer.close()
+    await expect_close(peer, closes, PROTOCOL_ERROR)
 
 
 @pytest.mark.parametrize(
@@ -219,8 +210,7 @@ async def test_length_with_its_top_bit_set_fails_with_1002(serve: Serve) -> None
     ],
 )
 async def test_minimal_lengths_at_the_edges_are_fine(serve: Serve, size: int) -> None:
-    base, _ = await echo_server(serve)
-    peer = await RawPeer.connect(base)
+    peer, _ = await echo_peer(serve)
     await send(peer, text("é" * (size // 2) + "x" * (size % 2)))
     assert await read_text(peer) == "é" * (size // 2) + "x" * (size % 2)
     await send(peer, frame(0x2, b"\x00" * size))
@@ -233,22 +223,18 @@ async def test_minimal_lengths_at_the_edges_are_fine(serve: Serve, size: int) ->
 
 
 async def test_bad_utf8_fails_before_the_message_ends(serve: Serve) -> None:
-    base, closes = await echo_server(serve)
-    peer = await RawPeer.connect(base)
+    peer, closes = await echo_peer(serve)
     message = b"valid start " + b"\xff" + b"x" * (1_000_000 - 13)
     whole = text(message)
     # The header and the first 100 payload bytes, the bad byte among them; the other
     # 999,900 bytes are never sent.
     await send(peer, whole[: 14 + 100])
-    assert await peer.read_close() == INVALID_TEXT
-    await until(lambda: closes == [INVALID_TEXT])
-    peer.close()
+    await expect_close(peer, closes, INVALID_TEXT)
 
 
 async def test_without_strict_frames_bad_utf8_waits_for_the_end(serve: Serve) -> None:
     """The gap this closes: aiohttp reads the whole message before it checks it."""
-    base, _ = await echo_server(serve, strict_frames=False)
-    peer = await RawPeer.connect(base)
+    peer, _ = await echo_peer(serve, strict_frames=False)
     whole = text(b"\xff" + b"x" * 99_999)
     await send(peer, whole[:1000])
     assert not await peer.at_eof(within=0.3)
@@ -277,29 +263,22 @@ async def test_without_strict_frames_bad_utf8_waits_for_the_end(serve: Serve) ->
 async def test_bad_utf8_in_an_unfinished_fragmented_message(
     serve: Serve, pieces: list[bytes], pause: float
 ) -> None:
-    base, closes = await echo_server(serve)
-    peer = await RawPeer.connect(base)
+    peer, closes = await echo_peer(serve)
     await send(peer, *pieces, pause=pause)
     # The message never ends; the close comes anyway.
-    assert await peer.read_close() == INVALID_TEXT
-    await until(lambda: closes == [INVALID_TEXT])
-    peer.close()
+    await expect_close(peer, closes, INVALID_TEXT)
 
 
 async def test_bad_byte_in_a_later_chunk_of_one_frame(serve: Serve) -> None:
-    base, closes = await echo_server(serve)
-    peer = await RawPeer.connect(base)
+    peer, closes = await echo_peer(serve)
     whole = text(b"a" * 5000 + b"\xe2\x82" + b"(" + b"a" * 100_000)
     # a 14-byte header: the bad "(" is byte 5016 of the frame
     await send(peer, whole[:3000], whole[3000:5020], pause=0.05)
-    assert await peer.read_close() == INVALID_TEXT
-    await until(lambda: closes == [INVALID_TEXT])
-    peer.close()
+    await expect_close(peer, closes, INVALID_TEXT)
 
 
 async def test_character_split_across_frames_and_chunks_is_fine(serve: Serve) -> None:
-    base, _ = await echo_server(serve)
-    peer = await RawPeer.connect(base)
+    peer, _ = await echo_peer(serve)
     euro = "€".encode()  # 3 bytes, split 1 + 2 across two frames
     frames = (
         text(b"price: " + euro[:1], fin=False)
@@ -318,12 +297,9 @@ async def test_character_split_across_frames_and_chunks_is_fine(serve: Serve) ->
 
 
 async def test_truncated_character_at_the_end_of_a_message(serve: Serve) -> None:
-    base, closes = await echo_server(serve)
-    peer = await RawPeer.connect(base)
+    peer, closes = await echo_peer(serve)
     await send(peer, text(b"abc\xe2\x82", fin=False), frame(0x0, b"", fin=True), pause=0.05)
-    assert await peer.read_close() == INVALID_TEXT
-    await until(lambda: closes == [INVALID_TEXT])
-    peer.close()
+    await expect_close(peer, closes, INVALID_TEXT)
 
 
 async def test_compressed_messages_from_aiohttps_client(serve: Serve) -> None:
@@ -343,8 +319,7 @@ async def test_compressed_messages_from_aiohttps_client(serve: Serve) -> None:
 
 async def test_a_large_conversation_in_random_pieces(serve: Serve) -> None:
     rng = random.Random(12)
-    base, _ = await echo_server(serve)
-    peer = await RawPeer.connect(base)
+    peer, _ = await echo_peer(serve)
     expected: list[tuple[int, bytes]] = []
     stream = b""
     for _ in range(40):
@@ -487,18 +462,9 @@ async def test_bad_utf8_is_refused_at_the_byte_that_makes_it_bad() -> None:
 
 async def test_undecoded_text_is_not_held_to_utf8_but_frames_still_are(serve: Serve) -> None:
     """``decode_text=False``: aiohttp hands text over as bytes, so no UTF-8 is required."""
-
-    async def raw_text(request: web.Request) -> web.WebSocketResponse:
-        ws = ServerWebSocket(decode_text=False, heartbeat=None)
-        await ws.prepare(request)
-        async for msg in ws:
-            if msg.type is WSMsgType.TEXT:
-                await ws.send_bytes(msg.data)
-        return ws
-
-    app = web.Application()
-    app.router.add_get("/", raw_text)
-    peer = await RawPeer.connect(await serve(app))
+    peer = await raw_peer(
+        serve, text_echo(lambda: ServerWebSocket(decode_text=False, heartbeat=None))
+    )
     await send(peer, text(b"not \xff utf-8", fin=False), pause=0.05)
     await send(peer, frame(0x0, b" at all \xc3"))
     assert await peer.read_frame() == (0x2, b"not \xff utf-8 at all \xc3")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import struct
+
 import pytest
 
 from aiohttp_helpers.websocket import CloseFrame
 from tests.support.apps import Serve
-from tests.support.net import until
-from tests.support.peers import PeerKind, RawPeer, open_peer, recording_app, ws_url
+from tests.support.peers import PeerKind, open_peer, raw_session, recording_app, ws_url
 
 # -- raw frames from the peer ------------------------------------------------------
 
@@ -27,18 +28,12 @@ from tests.support.peers import PeerKind, RawPeer, open_peer, recording_app, ws_
     ],
 )
 async def test_invalid_close_code_from_peer_gets_1002(serve: Serve, code: int) -> None:
-    app, closes = recording_app()
-    base = await serve(app)
-    peer = await RawPeer.connect(base)
-    assert peer.status == 101
-    try:
+    async with raw_session(serve) as (peer, closes):
+        assert peer.status == 101
         peer.send_close(code, b"bad")
         frame = await peer.read_close()
         assert frame.code == 1002
         assert await peer.at_eof()
-    finally:
-        peer.close()
-    await until(lambda: bool(closes))
     # aiohttp alone records 1006 here; the code that went out on the wire is 1002.
     assert closes == [CloseFrame(1002, frame.reason)]
     assert frame.reason in ("protocol error", "invalid close code")
@@ -57,69 +52,46 @@ async def test_invalid_close_code_from_peer_gets_1002(serve: Serve, code: int) -
 async def test_valid_close_code_from_peer_is_echoed_and_recorded(
     serve: Serve, code: int, echo: int
 ) -> None:
-    app, closes = recording_app()
-    base = await serve(app)
-    peer = await RawPeer.connect(base)
-    try:
+    async with raw_session(serve) as (peer, closes):
         peer.send_close(code, "au revoir, élan".encode())
         assert await peer.read_close() == CloseFrame(echo, "")
         assert await peer.at_eof()
-    finally:
-        peer.close()
-    await until(lambda: bool(closes))
     assert closes == [CloseFrame(code, "au revoir, élan")]
 
 
 async def test_empty_close_frame_is_recorded_as_1005(serve: Serve) -> None:
-    app, closes = recording_app()
-    base = await serve(app)
-    peer = await RawPeer.connect(base)
-    try:
+    async with raw_session(serve) as (peer, closes):
         peer.send_close(None)
         assert (await peer.read_close()).code == 1000
-    finally:
-        peer.close()
-    await until(lambda: bool(closes))
     assert closes == [CloseFrame(1005, "")]
 
 
-async def test_close_reason_that_is_not_utf8_gets_1007(serve: Serve) -> None:
-    app, closes = recording_app()
-    base = await serve(app)
-    peer = await RawPeer.connect(base)
-    try:
-        peer.send_close(1000, b"\xff\xfe")
-        assert await peer.read_close() == CloseFrame(1007, "text message is not valid UTF-8")
-    finally:
-        peer.close()
-    await until(lambda: bool(closes))
-    assert closes == [CloseFrame(1007, "text message is not valid UTF-8")]
+@pytest.mark.parametrize(
+    ("opcode", "payload", "expected"),
+    [
+        pytest.param(
+            0x8,
+            struct.pack("!H", 1000) + b"\xff\xfe",
+            CloseFrame(1007, "text message is not valid UTF-8"),
+            id="close-reason-that-is-not-utf8-gets-1007",
+        ),
+        pytest.param(0x3, b"?", CloseFrame(1002, "protocol error"), id="reserved-opcode-gets-1002"),
+    ],
+)
+async def test_bad_frame_is_closed_with(
+    serve: Serve, opcode: int, payload: bytes, expected: CloseFrame
+) -> None:
+    async with raw_session(serve) as (peer, closes):
+        peer.send_frame(opcode, payload)
+        assert await peer.read_close() == expected
+    assert closes == [expected]
 
 
 async def test_close_frame_with_one_byte_payload_gets_1002(serve: Serve) -> None:
-    app, closes = recording_app()
-    base = await serve(app)
-    peer = await RawPeer.connect(base)
-    try:
+    async with raw_session(serve) as (peer, closes):
         peer.send_frame(0x8, b"\x03")
         assert (await peer.read_close()).code == 1002
-    finally:
-        peer.close()
-    await until(lambda: bool(closes))
     assert closes[0].code == 1002
-
-
-async def test_reserved_opcode_gets_1002(serve: Serve) -> None:
-    app, closes = recording_app()
-    base = await serve(app)
-    peer = await RawPeer.connect(base)
-    try:
-        peer.send_frame(0x3, b"?")
-        assert await peer.read_close() == CloseFrame(1002, "protocol error")
-    finally:
-        peer.close()
-    await until(lambda: bool(closes))
-    assert closes == [CloseFrame(1002, "protocol error")]
 
 
 async def test_peers_round_trip(serve: Serve) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import pytest
@@ -95,10 +95,23 @@ class ForwardingProxy:
             dst.close()
 
 
+CappedBehindProxy = Callable[..., Awaitable[tuple[str, ah.WebSocketRegistry]]]
+
+
 @pytest.fixture
-async def proxied() -> AsyncIterator[list[ForwardingProxy]]:
+async def capped_behind_proxy(serve: Serve) -> AsyncIterator[CappedBehindProxy]:
+    """``await capped_behind_proxy(remotes=...)``: a :func:`capped_app` served behind a
+    :class:`ForwardingProxy`; the proxy's ``ws://`` URL and the app's registry. Every proxy
+    is closed when the test ends."""
     proxies: list[ForwardingProxy] = []
-    yield proxies
+
+    async def start(*, remotes: bool) -> tuple[str, ah.WebSocketRegistry]:
+        app, registry = await capped_app(remotes=remotes)
+        proxy = ForwardingProxy(await serve(app))
+        proxies.append(proxy)
+        return ws_url(await proxy.start()), registry
+
+    yield start
     for proxy in proxies:
         await proxy.close()
 
@@ -128,6 +141,19 @@ async def client_from(address: str) -> AsyncIterator[aiohttp.ClientSession]:
     connector = aiohttp.TCPConnector(local_addr=(address, 0), force_close=True)
     async with aiohttp.ClientSession(connector=connector) as session:
         yield session
+
+
+@contextlib.asynccontextmanager
+async def alice_and_bob() -> AsyncIterator[
+    tuple[contextlib.AsyncExitStack, aiohttp.ClientSession, aiohttp.ClientSession]
+]:
+    """An exit stack for the sockets, and clients from 127.0.0.2 (Alice) and 127.0.0.3 (Bob)."""
+    async with (
+        contextlib.AsyncExitStack() as stack,
+        client_from("127.0.0.2") as alice,
+        client_from("127.0.0.3") as bob,
+    ):
+        yield stack, alice, bob
 
 
 async def open_served(
@@ -169,17 +195,10 @@ async def test_forged_x_forwarded_for_does_not_bypass_the_cap(serve: Serve) -> N
 
 
 async def test_without_remotes_every_client_of_a_proxy_shares_one_count(
-    serve: Serve, proxied: list[ForwardingProxy]
+    capped_behind_proxy: CappedBehindProxy,
 ) -> None:
-    app, registry = await capped_app(remotes=False)
-    proxy = ForwardingProxy(await serve(app))
-    proxied.append(proxy)
-    url = ws_url(await proxy.start())
-    async with (
-        contextlib.AsyncExitStack() as stack,
-        client_from("127.0.0.2") as alice,
-        client_from("127.0.0.3") as bob,
-    ):
+    url, registry = await capped_behind_proxy(remotes=False)
+    async with alice_and_bob() as (stack, alice, bob):
         assert await open_served(stack, alice, url) == "127.0.0.1"
         assert await open_served(stack, alice, url) == "127.0.0.1"
         # Bob has opened nothing, but counts as the proxy, like Alice.
@@ -188,17 +207,10 @@ async def test_without_remotes_every_client_of_a_proxy_shares_one_count(
 
 
 async def test_behind_a_trusted_proxy_each_client_has_its_own_count(
-    serve: Serve, proxied: list[ForwardingProxy]
+    capped_behind_proxy: CappedBehindProxy,
 ) -> None:
-    app, registry = await capped_app(remotes=True)
-    proxy = ForwardingProxy(await serve(app))
-    proxied.append(proxy)
-    url = ws_url(await proxy.start())
-    async with (
-        contextlib.AsyncExitStack() as stack,
-        client_from("127.0.0.2") as alice,
-        client_from("127.0.0.3") as bob,
-    ):
+    url, registry = await capped_behind_proxy(remotes=True)
+    async with alice_and_bob() as (stack, alice, bob):
         for _ in range(CAP):
             assert await open_served(stack, alice, url) == "127.0.0.2"
             assert await open_served(stack, bob, url) == "127.0.0.3"

@@ -16,7 +16,14 @@ from aiohttp_helpers.broadcast import Deliver, InMemoryBroadcast
 from aiohttp_helpers.websocket import CloseFrame, WebSocketRegistry
 from tests.support.apps import Serve
 from tests.support.net import until
-from tests.support.peers import RawPeer, open_peer, recording_app, ws_url
+from tests.support.peers import (
+    RawPeer,
+    delivering_after,
+    one_registered,
+    open_peer,
+    recording_app,
+    ws_url,
+)
 
 
 @ah.websocket_handler
@@ -336,14 +343,7 @@ async def test_deliver_skips_sockets_that_cannot_take_data() -> None:
 async def test_deliver_to_a_socket_whose_connection_is_closing(serve: Serve) -> None:
     delivered: list[int] = []
 
-    @ah.websocket_handler
-    async def handler(request: web.Request, ws: ah.ServerWebSocket) -> None:
-        registry = ah.get_helpers(request.app).websockets
-        assert request.transport is not None
-        request.transport.close()
-        delivered.append(await registry.deliver(None, "lost"))
-
-    app, _ = recording_app(handler)
+    app, _ = recording_app(delivering_after(lambda t: t.close(), "lost", delivered))
     async with open_peer("aiohttp", ws_url(await serve(app))) as peer:
         assert await peer.wait_closed() is None
     await until(lambda: bool(delivered))
@@ -353,27 +353,19 @@ async def test_deliver_to_a_socket_whose_connection_is_closing(serve: Serve) -> 
 async def test_slow_closes_are_stopped_with_the_registry(serve: Serve) -> None:
     app, _ = recording_app(chat, send_timeout=0.2, close_timeout=30)
     helpers = ah.get_helpers(app)
-    base = await serve(app)
-    slow = await RawPeer.connect(base)
-    try:
-        await until(lambda: len(helpers.websockets) == 1)
+    async with one_registered(serve, app):
         blob = b"\x01" * 2**25
         await helpers.websockets.broadcast(blob)
         await helpers.websockets.broadcast(blob)
         assert helpers.websockets.slow_closes == 1
         # The slow socket's close hangs on a full buffer: stop() ends it.
         await asyncio.wait_for(helpers.websockets.stop(), 5)
-    finally:
-        slow.close()
 
 
 async def test_a_broadcast_never_waits_for_a_client_that_does_not_read(serve: Serve) -> None:
     app, closes = recording_app(chat, send_timeout=30, close_timeout=0.5)
     helpers = ah.get_helpers(app)
-    base = await serve(app)
-    slow = await RawPeer.connect(base)
-    try:
-        await until(lambda: len(helpers.websockets) == 1)
+    async with one_registered(serve, app):
         # 32 MiB: far over what loopback buffers hold, and send_timeout is long.
         sending = asyncio.create_task(helpers.websockets.broadcast(b"\x01" * 2**25))
         await asyncio.sleep(0.2)
@@ -383,5 +375,3 @@ async def test_a_broadcast_never_waits_for_a_client_that_does_not_read(serve: Se
         await helpers.websockets.broadcast("next")
         assert helpers.websockets.slow_closes == 1
         await until(lambda: CloseFrame(1008, "too slow to receive messages") in closes)
-    finally:
-        slow.close()
