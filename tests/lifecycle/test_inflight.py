@@ -14,12 +14,11 @@ from aiohttp import web
 from pytest_aiohttp import AiohttpClient
 
 import aiohttp_helpers as ah
+from tests.support.apps import routed_app
 from tests.support.net import until
 
 
 def make_app(**options: float) -> tuple[web.Application, ah.Helpers, asyncio.Event]:
-    app = web.Application()
-    helpers = ah.setup(app, **options)  # type: ignore[arg-type]
     release = asyncio.Event()
 
     async def slow(request: web.Request) -> web.Response:
@@ -37,10 +36,7 @@ def make_app(**options: float) -> tuple[web.Application, ah.Helpers, asyncio.Eve
         async for _ in ws.messages():
             pass
 
-    app.router.add_get("/slow", slow)
-    app.router.add_get("/", hello)
-    app.router.add_get("/refuse", refuse)
-    app.router.add_get("/ws", ws)
+    app, helpers = routed_app({"/slow": slow, "/": hello, "/refuse": refuse, "/ws": ws}, **options)
     return app, helpers, release
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -11,7 +11,7 @@ from yarl import URL
 
 import aiohttp_helpers as ah
 
-__all__ = ["Serve", "helped_app", "serving"]
+__all__ = ["Serve", "helped_app", "routed_app", "serving"]
 
 #: ``await serve(app, **AppRunner kwargs)`` → the base URL of the running app.
 Serve = Callable[..., Awaitable[URL]]
@@ -21,6 +21,16 @@ def helped_app(**options: Any) -> tuple[web.Application, ah.Helpers]:
     """A fresh ``web.Application`` with ``ah.setup(app, **options)`` done."""
     app = web.Application()
     return app, ah.setup(app, **options)
+
+
+def routed_app(
+    get: Mapping[str, Callable[[web.Request], Awaitable[web.StreamResponse]]], **options: Any
+) -> tuple[web.Application, ah.Helpers]:
+    """``helped_app(**options)`` answering GET at each path of ``get`` with its handler."""
+    app, helpers = helped_app(**options)
+    for path, handler in get.items():
+        app.router.add_get(path, handler)
+    return app, helpers
 
 
 @contextlib.asynccontextmanager
