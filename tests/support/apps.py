@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
@@ -11,7 +12,9 @@ from yarl import URL
 
 import aiohttp_helpers as ah
 
-__all__ = ["Serve", "helped_app", "routed_app", "serving"]
+__all__ = ["Serve", "helped_app", "routed_app", "serving", "slow_app"]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 #: ``await serve(app, **AppRunner kwargs)`` → the base URL of the running app.
 Serve = Callable[..., Awaitable[URL]]
@@ -23,14 +26,35 @@ def helped_app(**options: Any) -> tuple[web.Application, ah.Helpers]:
     return app, ah.setup(app, **options)
 
 
-def routed_app(
-    get: Mapping[str, Callable[[web.Request], Awaitable[web.StreamResponse]]], **options: Any
-) -> tuple[web.Application, ah.Helpers]:
+def routed_app(get: Mapping[str, Handler], **options: Any) -> tuple[web.Application, ah.Helpers]:
     """``helped_app(**options)`` answering GET at each path of ``get`` with its handler."""
     app, helpers = helped_app(**options)
     for path, handler in get.items():
         app.router.add_get(path, handler)
     return app, helpers
+
+
+def slow_app(
+    get: Mapping[str, Handler] | None = None, **options: Any
+) -> tuple[web.Application, ah.Helpers, asyncio.Event]:
+    """``routed_app`` with ``/`` ("hello"), ``/slow`` ("done" once the returned event is set),
+    ``/ws`` (a WebSocket read until it closes) and the handlers of ``get``."""
+    release = asyncio.Event()
+
+    async def slow(request: web.Request) -> web.Response:
+        await release.wait()
+        return web.Response(text="done")
+
+    async def hello(request: web.Request) -> web.Response:
+        return web.Response(text="hello")
+
+    @ah.websocket_handler
+    async def ws(request: web.Request, ws: ah.ServerWebSocket) -> None:
+        async for _ in ws.messages():
+            pass
+
+    app, helpers = routed_app({"/": hello, "/slow": slow, "/ws": ws, **(get or {})}, **options)
+    return app, helpers, release
 
 
 @contextlib.asynccontextmanager
