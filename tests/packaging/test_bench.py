@@ -14,7 +14,17 @@ ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench"
 SCRIPTS = sorted(p.stem for p in BENCH.glob("*.py") if not p.name.startswith("_"))
 #: What only bench/_harness.py defines.
-SHARED = {"free_port", "wait_port", "Server", "table", "rss", "fds", "cpu_seconds", "pin"}
+SHARED = {
+    "free_port",
+    "wait_port",
+    "Server",
+    "table",
+    "rss",
+    "fds",
+    "cpu_seconds",
+    "pin",
+    "write_body",
+}
 
 
 def test_there_are_benchmarks_and_none_is_named_like_a_library() -> None:
