@@ -15,7 +15,7 @@ import pytest
 from aiohttp import WSCloseCode, WSMsgType, web
 
 import aiohttp_helpers as ah
-from tests.support.apps import Serve, helped_app
+from tests.support.apps import Serve, helped_app, record_stop
 
 Events = list[str]
 T = TypeVar("T")
@@ -613,16 +613,7 @@ async def test_state_changes_are_signalled() -> None:
 async def test_runner_cleanup_drains_before_shutdown_hooks() -> None:
     app, helpers = helped_app(drain_delay=0.3)
     seen: list[tuple[str, float]] = []
-
-    async def on_change(old: ah.AppState, new: ah.AppState) -> None:
-        seen.append((new.value, time.monotonic()))
-
-    helpers.lifecycle.on_state_change.append(on_change)
-
-    @helpers.lifecycle.on_shutdown
-    async def hook(app: web.Application) -> None:
-        seen.append(("hook", time.monotonic()))
-
+    record_stop(helpers, seen, "hook")
     runner = await start(app)
     await runner.cleanup()
     assert [name for name, _ in seen] == ["ready", "draining", "stopping", "hook", "stopped"]

@@ -24,7 +24,7 @@ import pytest
 from aiohttp import web
 
 import aiohttp_helpers as ah
-from tests.support.apps import helped_app
+from tests.support.apps import helped_app, record_stop
 from tests.support.net import until_blocking
 
 Events = list[tuple[str, float]]
@@ -102,14 +102,7 @@ def make_app(events: Events, drain_delay: float) -> tuple[web.Application, ah.He
 
     app.router.add_get("/", hello)
 
-    async def on_change(old: ah.AppState, new: ah.AppState) -> None:
-        events.append((new.value, time.monotonic()))
-
-    helpers.lifecycle.on_state_change.append(on_change)
-
-    @helpers.lifecycle.on_shutdown
-    async def shutdown_hook(app: web.Application) -> None:
-        events.append(("shutdown-hook", time.monotonic()))
+    record_stop(helpers, events, "shutdown-hook")
 
     @helpers.lifecycle.on_cleanup
     async def cleanup_hook(app: web.Application) -> None:

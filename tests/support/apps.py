@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
@@ -12,7 +13,7 @@ from yarl import URL
 
 import aiohttp_helpers as ah
 
-__all__ = ["Serve", "helped_app", "routed_app", "serving", "slow_app"]
+__all__ = ["Serve", "helped_app", "record_stop", "routed_app", "serving", "slow_app"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -24,6 +25,20 @@ def helped_app(**options: Any) -> tuple[web.Application, ah.Helpers]:
     """A fresh ``web.Application`` with ``ah.setup(app, **options)`` done."""
     app = web.Application()
     return app, ah.setup(app, **options)
+
+
+def record_stop(helpers: ah.Helpers, events: list[tuple[str, float]], shutdown: str) -> None:
+    """Append ``(state, time.monotonic())`` to ``events`` at each state change, and
+    ``(shutdown, time.monotonic())`` from a shutdown hook of that name."""
+
+    async def on_change(old: ah.AppState, new: ah.AppState) -> None:
+        events.append((new.value, time.monotonic()))
+
+    async def hook(app: web.Application) -> None:
+        events.append((shutdown, time.monotonic()))
+
+    helpers.lifecycle.on_state_change.append(on_change)
+    helpers.lifecycle.on_shutdown(hook, name=shutdown)
 
 
 def routed_app(get: Mapping[str, Handler], **options: Any) -> tuple[web.Application, ah.Helpers]:
