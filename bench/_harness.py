@@ -45,6 +45,7 @@ __all__ = [
     "run_json",
     "table",
     "wait_port",
+    "write_body",
 ]
 
 #: The repository root: every child process runs from here.
@@ -173,6 +174,23 @@ def reset_peak(pid: int) -> bool:
 def fds(pid: int) -> int:
     """How many descriptors process ``pid`` holds open."""
     return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+async def write_body(content: Any, path: Path, flag: int) -> int:
+    """Write an aiohttp request's ``content`` to ``path`` as it arrives, unbuffered; the size.
+
+    ``flag`` is added to ``os.O_WRONLY | os.O_CREAT`` (``os.O_APPEND``, ``os.O_EXCL``): the
+    bare ceiling for keeping the bytes, against which the package's saving is measured.
+    """
+    total = 0
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | flag, 0o600)
+    try:
+        while chunk := await content.readany():
+            total += len(chunk)
+            os.write(fd, chunk)
+    finally:
+        os.close(fd)
+    return total
 
 
 def median(values: Iterable[float]) -> float:

@@ -31,7 +31,7 @@ import aiohttp
 from aiohttp import web
 
 import aiohttp_helpers as ah
-from bench._harness import Server, free_port, module_args, table
+from bench._harness import Server, free_port, module_args, table, write_body
 
 MODULE = "bench.resumable"
 
@@ -58,14 +58,7 @@ def server_app(directory: Path, size: int) -> web.Application:
     dest = directory / "dest-write.bin"
 
     async def write(request: web.Request) -> web.Response:
-        total = 0
-        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            while chunk := await request.content.readany():
-                total += len(chunk)
-                os.write(fd, chunk)
-        finally:
-            os.close(fd)
+        total = await write_body(request.content, dest, os.O_APPEND)
         return web.json_response({"bytes": total})
 
     async def reset(request: web.Request) -> web.Response:

@@ -52,6 +52,7 @@ from bench._harness import (
     require,
     reset_peak,
     table,
+    write_body,
 )
 
 MODULE = "bench.uploads"
@@ -91,14 +92,8 @@ def aiohttp_app(directory: Path, size: int, profile: str | None) -> Any:
         return {"bytes": total}
 
     async def write(request: web.Request) -> dict[str, float]:
-        path, total = dest("write"), 0
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            while chunk := await request.content.readany():
-                total += len(chunk)
-                os.write(fd, chunk)
-        finally:
-            os.close(fd)
+        path = dest("write")
+        total = await write_body(request.content, path, os.O_EXCL)
         return {"bytes": total, "path": str(path)}  # type: ignore[dict-item]
 
     async def form(request: web.Request) -> dict[str, float]:

@@ -16,7 +16,7 @@ import random
 import signal
 import sys
 import textwrap
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -69,26 +69,31 @@ class Handled:
     finished: int = 0
     outcomes: list[BaseException | None] = field(default_factory=list)
 
+    @contextlib.contextmanager
+    def handling(self) -> Iterator[None]:
+        """Count one handler run and record how it ended."""
+        self.started += 1
+        try:
+            yield
+            self.outcomes.append(None)
+        except BaseException as exc:
+            self.outcomes.append(exc)
+            raise
+        finally:
+            self.finished += 1
+
 
 def upload_app(spool: Path, dest: Path, handled: Handled) -> web.Application:
     """``/form`` reads a form and saves its files; ``/save`` saves each part as it streams."""
 
     async def form(request: web.Request) -> web.Response:
-        handled.started += 1
-        try:
+        with handled.handling():
             async with await ah.read_form(request) as got:
                 names = [str(await f.save(dest)) for f in got.files.values()]
-            handled.outcomes.append(None)
-            return web.json_response({"fields": len(got.fields), "saved": names})
-        except BaseException as exc:
-            handled.outcomes.append(exc)
-            raise
-        finally:
-            handled.finished += 1
+        return web.json_response({"fields": len(got.fields), "saved": names})
 
     async def save(request: web.Request) -> web.Response:
-        handled.started += 1
-        try:
+        with handled.handling():
             sizes = {}
             async for part in ah.iter_parts(request):
                 if part.filename:
@@ -96,13 +101,7 @@ def upload_app(spool: Path, dest: Path, handled: Handled) -> web.Application:
                     sizes[part.filename] = part.size
                 else:
                     await part.release()
-            handled.outcomes.append(None)
-            return web.json_response(sizes)
-        except BaseException as exc:
-            handled.outcomes.append(exc)
-            raise
-        finally:
-            handled.finished += 1
+        return web.json_response(sizes)
 
     async def ping(request: web.Request) -> web.Response:
         return web.Response(text="pong")
@@ -334,6 +333,31 @@ class Talk:
     echoed: list[str] = field(default_factory=list)
     close: ah.CloseFrame | None = None
 
+    async def run(
+        self,
+        read: Callable[[], Coroutine[Any, Any, None]],
+        send: Callable[[str], Awaitable[Any]],
+        going: asyncio.Event,
+        name: str,
+        *,
+        gone: type[Exception],
+        closed: Callable[[], bool] = lambda: False,
+    ) -> None:
+        """Read in the background and send every 2 ms until ``gone`` is raised (or
+        ``closed()``); set ``going`` after the 21st message."""
+        reading = asyncio.create_task(read())
+        with contextlib.suppress(gone):
+            for i in range(100_000):
+                if closed():
+                    break
+                message = f"{name}-{i}"
+                self.sent.append(message)
+                await send(message)
+                if i == 20:
+                    going.set()
+                await asyncio.sleep(0.002)
+        await reading
+
 
 async def _talk_aiohttp(url: str, talk: Talk, going: asyncio.Event, name: str) -> None:
     async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
@@ -344,18 +368,9 @@ async def _talk_aiohttp(url: str, talk: Talk, going: asyncio.Event, name: str) -
                     talk.echoed.append(msg.data)
             talk.close = ah.CloseFrame(ws.close_code or 0, "")
 
-        reading = asyncio.create_task(read())
-        with contextlib.suppress(ConnectionError):
-            for i in range(100_000):
-                if ws.closed:
-                    break
-                message = f"{name}-{i}"
-                talk.sent.append(message)
-                await ws.send_str(message)
-                if i == 20:
-                    going.set()
-                await asyncio.sleep(0.002)
-        await reading
+        await talk.run(
+            read, ws.send_str, going, name, gone=ConnectionError, closed=lambda: ws.closed
+        )
 
 
 async def _talk_websockets(url: str, talk: Talk, going: asyncio.Event, name: str) -> None:
@@ -371,16 +386,7 @@ async def _talk_websockets(url: str, talk: Talk, going: asyncio.Event, name: str
                 rcvd = exc.rcvd
                 talk.close = None if rcvd is None else ah.CloseFrame(rcvd.code, rcvd.reason)
 
-        reading = asyncio.create_task(read())
-        with contextlib.suppress(websockets.ConnectionClosed):
-            for i in range(100_000):
-                message = f"{name}-{i}"
-                talk.sent.append(message)
-                await conn.send(message)
-                if i == 20:
-                    going.set()
-                await asyncio.sleep(0.002)
-        await reading
+        await talk.run(read, conn.send, going, name, gone=websockets.ConnectionClosed)
 
 
 @pytest.mark.parametrize(

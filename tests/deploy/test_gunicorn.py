@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 
 import aiohttp_helpers as ah
-from tests.support.gunicorn import Gunicorn, gunicorn_processes
+from tests.support.gunicorn import Gunicorn, close_code, gunicorn_processes
 from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
@@ -55,16 +55,6 @@ async def _worker_of(ws: aiohttp.ClientWebSocketResponse) -> int:
     return int(greeting.split()[1])
 
 
-async def _close_code(ws: aiohttp.ClientWebSocketResponse, within: float = 15.0) -> int:
-    """Read ``ws`` up to the server's close frame; its code."""
-    async with asyncio.timeout(within):
-        while True:
-            msg = await ws.receive()
-            if msg.type is aiohttp.WSMsgType.CLOSE:
-                return int(msg.data)
-            assert msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY), msg
-
-
 async def _receive_containing(ws: aiohttp.ClientWebSocketResponse, text: str) -> None:
     async with asyncio.timeout(5):
         while text not in await ws.receive_str():
@@ -98,7 +88,7 @@ async def test_workers_share_the_chat_and_sigterm_closes_every_client_with_1001(
             await _receive_containing(ws, "hello, workers")
 
         server.proc.send_signal(signal.SIGTERM)
-        codes = await asyncio.gather(*(_close_code(ws) for ws in [*clients, chat]))
+        codes = await asyncio.gather(*(close_code(ws, within=15) for ws in [*clients, chat]))
         assert codes == [1001] * (len(clients) + 1), server.output()
         assert await server.exit_code() == 0
     assert sorted(server.pids("cleanup")) == sorted(workers), server.output()
@@ -119,7 +109,7 @@ async def test_a_graceful_reload_closes_with_1012_and_clients_return_to_new_work
             async for ws in sockets:
                 connection = [await _worker_of(ws), 0]
                 mine.append(connection)
-                connection[1] = await _close_code(ws, within=60)
+                connection[1] = await close_code(ws, within=60)
 
     def on_new_workers() -> bool:
         new = set(server.pids("startup")) - old_workers

@@ -25,7 +25,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.support.gunicorn import Gunicorn, gunicorn_processes
+from tests.support.gunicorn import Gunicorn, close_code, gunicorn_processes
 from tests.support.raw_http import Answer, slow_upload
 
 WORKERS = 2
@@ -77,16 +77,6 @@ class Poller:
                 await asyncio.sleep(0.02)
 
 
-async def close_code(ws: aiohttp.ClientWebSocketResponse, within: float = 30.0) -> int:
-    async with asyncio.timeout(within):
-        while True:
-            msg = await ws.receive()
-            if msg.type is aiohttp.WSMsgType.CLOSE:
-                return int(msg.data)
-            if msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
-                return 1006
-
-
 async def open_sockets(
     session: aiohttp.ClientSession, server: Gunicorn, count: int
 ) -> list[aiohttp.ClientWebSocketResponse]:
@@ -133,7 +123,7 @@ async def stop_test(
             await event.wait()
         await asyncio.sleep(0.3)
         server.proc.send_signal(sig)
-        codes = await asyncio.gather(*(close_code(ws) for ws in sockets))
+        codes = await asyncio.gather(*(close_code(ws, within=30) for ws in sockets))
         answers = await asyncio.gather(*uploads)
         if sig is signal.SIGHUP:
             await server.until("old workers clean up", lambda: old <= set(server.pids("cleanup")))

@@ -23,6 +23,7 @@ from gunicorn.config import Config  # type: ignore[import-untyped]
 
 import aiohttp_helpers as ah
 from aiohttp_helpers.gunicorn import Worker
+from tests.support.apps import slow_app
 from tests.support.net import until
 
 _made: list[Worker] = []
@@ -53,25 +54,7 @@ def make_worker(target: Any, **settings: Any) -> tuple[Worker, int]:
 
 
 def make_app(drain_delay: float = 0.3) -> tuple[web.Application, asyncio.Event]:
-    app = web.Application()
-    ah.setup(app, health="/health", drain_delay=drain_delay)
-    release = asyncio.Event()
-
-    async def slow(request: web.Request) -> web.Response:
-        await release.wait()
-        return web.Response(text="done")
-
-    async def hello(request: web.Request) -> web.Response:
-        return web.Response(text="hello")
-
-    @ah.websocket_handler
-    async def ws(request: web.Request, ws: ah.ServerWebSocket) -> None:
-        async for _ in ws.messages():
-            pass
-
-    app.router.add_get("/", hello)
-    app.router.add_get("/slow", slow)
-    app.router.add_get("/ws", ws)
+    app, _, release = slow_app(health="/health", drain_delay=drain_delay)
     return app, release
 
 

@@ -66,6 +66,31 @@ async def numsub(client: aioredis.Redis, channel: str) -> int:
     return int(count)
 
 
+#: Apps "a" and "b", their URLs and their backends.
+Two = tuple[
+    tuple[web.Application, web.Application],
+    tuple[URL, URL],
+    tuple[ah.RedisBroadcast, ah.RedisBroadcast],
+]
+
+
+async def serve_two(start: Start, redis_url: str, channel: str, **options: Any) -> Two:
+    """Apps "a" and "b" (two "processes"), each with its own backend on ``channel``, served."""
+    app_a = create_app(redis_url, channel=channel, name="a", **options)
+    app_b = create_app(redis_url, channel=channel, name="b", **options)
+    urls = await start(app_a), await start(app_b)
+    return (app_a, app_b), urls, (backend_of(app_a), backend_of(app_b))
+
+
+@pytest.fixture
+async def two_restartable(
+    own_redis: RedisServer, serve: Serve, channel: str, caplog: pytest.LogCaptureFixture
+) -> Two:
+    """INFO logged, then ``serve_two`` on the test's own Redis server, reconnecting quickly."""
+    caplog.set_level(logging.INFO, LOGGER)
+    return await serve_two(serve, own_redis.url, channel, reconnect_delay=(0.05, 0.2))
+
+
 # -- across processes ------------------------------------------------------------------------
 
 
@@ -85,10 +110,7 @@ def start(request: pytest.FixtureRequest, serve: Serve, aiohttp_server: AiohttpS
 async def test_broadcast_and_groups_reach_every_process_once(
     start: Start, redis_server: RedisServer, channel: str, clients: Clients
 ) -> None:
-    app_a = create_app(redis_server.url, channel=channel, name="a")
-    app_b = create_app(redis_server.url, channel=channel, name="b")
-    url_a, url_b = await start(app_a), await start(app_b)
-    a, b = backend_of(app_a), backend_of(app_b)
+    (app_a, app_b), (url_a, url_b), (a, b) = await serve_two(start, redis_server.url, channel)
     assert (a.connected, b.connected) == (True, True)
     a_red = await clients.connect(url_a, "red")
     a_all = await clients.connect(url_a)
@@ -137,9 +159,7 @@ async def test_each_process_decodes_a_message_once_whatever_its_sockets(
         return real_decode(raw)
 
     monkeypatch.setattr(broadcast_redis, "decode_message", counting_decode)
-    app_a = create_app(redis_server.url, channel=channel, name="a")
-    app_b = create_app(redis_server.url, channel=channel, name="b")
-    url_a, url_b = await serve(app_a), await serve(app_b)
+    (app_a, app_b), (url_a, url_b), _ = await serve_two(serve, redis_server.url, channel)
     on_b = [await clients.connect(url_b) for _ in range(6)]
     registry_b = ah.get_helpers(app_b).websockets
     for n in range(3):
@@ -183,16 +203,11 @@ async def test_shutdown_unsubscribes_and_closes_its_connections(
 
 async def test_after_a_redis_restart_broadcasts_reach_everyone_again(
     own_redis: RedisServer,
-    serve: Serve,
-    channel: str,
+    two_restartable: Two,
     clients: Clients,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, LOGGER)
-    app_a = create_app(own_redis.url, channel=channel, name="a", reconnect_delay=(0.05, 0.2))
-    app_b = create_app(own_redis.url, channel=channel, name="b", reconnect_delay=(0.05, 0.2))
-    url_a, url_b = await serve(app_a), await serve(app_b)
-    a, b = backend_of(app_a), backend_of(app_b)
+    (app_a, app_b), (url_a, url_b), (a, b) = two_restartable
     a_red, b_red = await clients.connect(url_a, "red"), await clients.connect(url_b, "red")
     b_all = await clients.connect(url_b)
     # A publish before the restart leaves a pooled connection that the restart closes.
@@ -220,16 +235,11 @@ async def test_after_a_redis_restart_broadcasts_reach_everyone_again(
 
 async def test_broadcasts_during_an_outage_stay_local_and_are_dropped_for_others(
     own_redis: RedisServer,
-    serve: Serve,
-    channel: str,
+    two_restartable: Two,
     clients: Clients,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, LOGGER)
-    app_a = create_app(own_redis.url, channel=channel, name="a", reconnect_delay=(0.05, 0.2))
-    app_b = create_app(own_redis.url, channel=channel, name="b", reconnect_delay=(0.05, 0.2))
-    url_a, url_b = await serve(app_a), await serve(app_b)
-    a, b = backend_of(app_a), backend_of(app_b)
+    (app_a, _), (url_a, url_b), (a, b) = two_restartable
     on_a, on_b = await clients.connect(url_a), await clients.connect(url_b)
 
     own_redis.stop()

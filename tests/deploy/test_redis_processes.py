@@ -13,7 +13,6 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -25,23 +24,18 @@ from tests.support.net import until
 from tests.support.paths import SUPPORT
 from tests.support.redis_clients import Clients, silent
 from tests.support.redis_server import RedisServer
+from tests.support.scripts import Script
 
 pytestmark = pytest.mark.redis
 
 APP = SUPPORT / "redis_app.py"
 
 
-@dataclass
-class AppProcess:
-    proc: asyncio.subprocess.Process
-    port: int
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+class AppProcess(Script):
+    """``redis_app.py`` running as a process: a ``Script`` with the app's own endpoints."""
 
     async def stats(self, session: aiohttp.ClientSession) -> dict[str, Any]:
-        async with session.get(f"{self.base}/stats") as response:
+        async with session.get(f"{self.url}/stats") as response:
             data: dict[str, Any] = await response.json()
             return data
 
@@ -49,7 +43,7 @@ class AppProcess:
         self, session: aiohttp.ClientSession, text: str, group: str | None = None
     ) -> None:
         params = {"group": group} if group else {}
-        async with session.post(f"{self.base}/broadcast", data=text, params=params) as response:
+        async with session.post(f"{self.url}/broadcast", data=text, params=params) as response:
             assert await response.text() == "sent"
 
     async def stop(self) -> tuple[int, str]:
@@ -114,7 +108,7 @@ async def test_two_processes_share_broadcasts_and_groups_across_a_redis_restart(
     async with AsyncExitStack() as stack:
         session = await stack.enter_async_context(aiohttp.ClientSession())
         clients = Clients(stack, session)
-        base_a, base_b = URL(a.base), URL(b.base)
+        base_a, base_b = URL(a.url), URL(b.url)
         a_red, a_all = await clients.connect(base_a, "red"), await clients.connect(base_a)
         b_red, b_all = await clients.connect(base_b, "red"), await clients.connect(base_b)
         everyone = (a_red, a_all, b_red, b_all)

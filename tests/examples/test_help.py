@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.paths import ROOT
+from tests.support.scripts import run_help
+
 EXAMPLES = ROOT / "examples"
 
 #: The port each example serves on when none is given (the README and docs use these).
@@ -34,15 +31,7 @@ def test_every_example_has_a_port_of_its_own() -> None:
 @pytest.mark.parametrize("name", sorted(PORTS), ids=sorted(PORTS))
 def test_help_describes_the_example_and_starts_nothing(name: str) -> None:
     # A server that started would not exit: the timeout would fail the test.
-    done = subprocess.run(
-        [sys.executable, str(EXAMPLES / f"{name}.py"), "--help"],
-        cwd=ROOT,
-        env=dict(os.environ, COLUMNS="200"),  # no wrapping inside the help lines
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    done = run_help(str(EXAMPLES / f"{name}.py"), timeout=30)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"usage: {name}.py")
     assert "--host" in done.stdout

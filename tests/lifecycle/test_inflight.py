@@ -14,34 +14,15 @@ from aiohttp import web
 from pytest_aiohttp import AiohttpClient
 
 import aiohttp_helpers as ah
+from tests.support.apps import slow_app
 from tests.support.net import until
 
 
 def make_app(**options: float) -> tuple[web.Application, ah.Helpers, asyncio.Event]:
-    app = web.Application()
-    helpers = ah.setup(app, **options)  # type: ignore[arg-type]
-    release = asyncio.Event()
-
-    async def slow(request: web.Request) -> web.Response:
-        await release.wait()
-        return web.Response(text="done")
-
-    async def hello(request: web.Request) -> web.Response:
-        return web.Response(text="hello")
-
     async def refuse(request: web.Request) -> web.Response:
         raise ah.ServiceUnavailable("come back in a while", retry_after=7)
 
-    @ah.websocket_handler
-    async def ws(request: web.Request, ws: ah.ServerWebSocket) -> None:
-        async for _ in ws.messages():
-            pass
-
-    app.router.add_get("/slow", slow)
-    app.router.add_get("/", hello)
-    app.router.add_get("/refuse", refuse)
-    app.router.add_get("/ws", ws)
-    return app, helpers, release
+    return slow_app({"/refuse": refuse}, **options)
 
 
 async def test_requests_in_flight_are_counted_but_websockets_are_not(

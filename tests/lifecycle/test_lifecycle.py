@@ -7,17 +7,18 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 import aiohttp
 import pytest
 from aiohttp import WSCloseCode, WSMsgType, web
 
 import aiohttp_helpers as ah
-from tests.support.apps import Serve, helped_app
+from tests.support.apps import Serve, helped_app, record_stop
 
 Events = list[str]
+T = TypeVar("T")
 
 
 def state(of: ah.Lifecycle | ah.Helpers) -> ah.AppState:
@@ -48,6 +49,65 @@ def context(events: Events, label: str, *, fail_exit: BaseException | None = Non
             raise fail_exit
 
     return hook
+
+
+def blocks(entered: asyncio.Event) -> Any:
+    """A hook that says it has started, then hangs."""
+
+    async def hook(app: web.Application) -> None:
+        entered.set()
+        await asyncio.sleep(10)
+
+    return hook
+
+
+async def cancel_once_entered(entered: asyncio.Event, step: Awaitable[Any]) -> None:
+    task = asyncio.ensure_future(step)
+    await entered.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+def fail_plain_startup(app: web.Application) -> None:
+    """Add a plain aiohttp startup hook (not the package's) that fails."""
+
+    async def plain_fails(app: web.Application) -> None:
+        raise RuntimeError("plain")
+
+    app.on_startup.append(plain_fails)
+
+
+async def start_and_fail_plainly(app: web.Application) -> None:
+    """Start app with a failing plain startup hook; nobody cleans up after it."""
+    fail_plain_startup(app)
+    with contextlib.suppress(RuntimeError):
+        await web.AppRunner(app, handle_signals=False).setup()
+
+
+async def run_and_fail_plain_shutdown(app: web.Application, *, first: bool) -> None:
+    """Start app, then stop it with a failing plain shutdown hook: first, or after ours."""
+
+    async def plain_shutdown(app: web.Application) -> None:
+        raise RuntimeError("plain shutdown")
+
+    app.on_shutdown.insert(0 if first else len(app.on_shutdown), plain_shutdown)
+    runner = await start(app)
+    with contextlib.suppress(RuntimeError):
+        await runner.cleanup()
+
+
+async def in_own_loop(
+    main: Callable[[web.Application, ah.Lifecycle], Coroutine[Any, Any, T]],
+) -> T:
+    """Run main(app, lifecycle) on a fresh set-up app in a loop of its own, closed the way
+    asyncio.run() closes one."""
+
+    async def run() -> T:
+        app = web.Application()
+        return await main(app, ah.setup(app).lifecycle)
+
+    return await asyncio.to_thread(lambda: asyncio.run(run()))
 
 
 # -- registering ---------------------------------------------------------------------------
@@ -496,46 +556,29 @@ async def test_each_duration_is_logged(caplog: pytest.LogCaptureFixture) -> None
 # -- cancellation --------------------------------------------------------------------------
 
 
-async def test_cancelled_startup_tears_down_and_stays_cancelled() -> None:
+@pytest.mark.parametrize(
+    ("phase", "expected"),
+    [
+        pytest.param("startup", ["db+", "db-"], id="startup-tears-down-and-stays-cancelled"),
+        pytest.param("cleanup", ["first"], id="cleanup-still-runs-every-hook-then-says-so"),
+    ],
+)
+async def test_cancelled_phase(phase: str, expected: Events) -> None:
     events: Events = []
     app = web.Application()
     lifecycle = ah.setup(app).lifecycle
-    lifecycle.context(context(events, "db"), name="db")
     entered = asyncio.Event()
-
-    @lifecycle.on_startup
-    async def waits(app: web.Application) -> None:
-        entered.set()
-        await asyncio.sleep(10)
-
-    task = asyncio.create_task(start(app))
-    await entered.wait()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert events == ["db+", "db-"]
-    assert state(lifecycle) is ah.AppState.STOPPED
-
-
-async def test_cancelled_cleanup_still_runs_every_hook_then_says_so() -> None:
-    events: Events = []
-    app = web.Application()
-    lifecycle = ah.setup(app).lifecycle
-    lifecycle.on_cleanup(recorder(events, "first"), name="first")
-    entered = asyncio.Event()
-
-    @lifecycle.on_cleanup
-    async def slow(app: web.Application) -> None:
-        entered.set()
-        await asyncio.sleep(10)
-
-    runner = await start(app)
-    task = asyncio.create_task(runner.cleanup())
-    await entered.wait()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert events == ["first"]
+    step: Awaitable[Any]
+    if phase == "startup":
+        lifecycle.context(context(events, "db"), name="db")
+        lifecycle.on_startup(blocks(entered), name="waits")
+        step = start(app)
+    else:
+        lifecycle.on_cleanup(recorder(events, "first"), name="first")
+        lifecycle.on_cleanup(blocks(entered), name="slow")
+        step = (await start(app)).cleanup()
+    await cancel_once_entered(entered, step)
+    assert events == expected
     assert state(lifecycle) is ah.AppState.STOPPED
 
 
@@ -570,16 +613,7 @@ async def test_state_changes_are_signalled() -> None:
 async def test_runner_cleanup_drains_before_shutdown_hooks() -> None:
     app, helpers = helped_app(drain_delay=0.3)
     seen: list[tuple[str, float]] = []
-
-    async def on_change(old: ah.AppState, new: ah.AppState) -> None:
-        seen.append((new.value, time.monotonic()))
-
-    helpers.lifecycle.on_state_change.append(on_change)
-
-    @helpers.lifecycle.on_shutdown
-    async def hook(app: web.Application) -> None:
-        seen.append(("hook", time.monotonic()))
-
+    record_stop(helpers, seen, "hook")
     runner = await start(app)
     await runner.cleanup()
     assert [name for name, _ in seen] == ["ready", "draining", "stopping", "hook", "stopped"]
@@ -727,11 +761,7 @@ async def test_plain_startup_failure_then_runner_cleanup_tears_down_once() -> No
     lifecycle.context(context(events, "db"), name="db")
     lifecycle.on_shutdown(recorder(events, "shutdown"), name="shutdown")
     app.cleanup_ctx.append(context(events, "plain"))
-
-    async def plain_fails(app: web.Application) -> None:
-        raise RuntimeError("plain")
-
-    app.on_startup.append(plain_fails)
+    fail_plain_startup(app)
     runner = web.AppRunner(app, handle_signals=False)
     with pytest.raises(RuntimeError, match="plain"):
         await runner.setup()
@@ -745,24 +775,13 @@ async def test_plain_startup_failure_then_runner_cleanup_tears_down_once() -> No
 async def test_guard_tears_down_when_nobody_cleans_up() -> None:
     events: Events = []
 
-    def scenario() -> None:
-        # A loop of its own, closed the way asyncio.run() closes one: cancelling what is left.
-        async def main() -> None:
-            app = web.Application()
-            lifecycle = ah.setup(app).lifecycle
-            lifecycle.context(context(events, "db"), name="db")
-            app.cleanup_ctx.append(context(events, "plain"))
+    # asyncio.run() ends by cancelling what is left: the package's guard among it.
+    async def main(app: web.Application, lifecycle: ah.Lifecycle) -> None:
+        lifecycle.context(context(events, "db"), name="db")
+        app.cleanup_ctx.append(context(events, "plain"))
+        await start_and_fail_plainly(app)
 
-            async def plain_fails(app: web.Application) -> None:
-                raise RuntimeError("plain")
-
-            app.on_startup.append(plain_fails)
-            with contextlib.suppress(RuntimeError):
-                await web.AppRunner(app, handle_signals=False).setup()
-
-        asyncio.run(main())
-
-    await asyncio.to_thread(scenario)
+    await in_own_loop(main)
     assert events == ["db+", "plain+", "plain-", "db-"]
 
 
@@ -771,48 +790,24 @@ async def test_on_shutdown_failure_elsewhere_still_cleans_up_at_loop_end(
 ) -> None:
     events: Events = []
 
-    def scenario() -> None:
-        async def main() -> None:
-            app = web.Application()
-            lifecycle = ah.setup(app).lifecycle
-            lifecycle.context(context(events, "db"), name="db")
-
-            async def plain_shutdown(app: web.Application) -> None:
-                raise RuntimeError("plain shutdown")
-
-            app.on_shutdown.append(plain_shutdown)  # after ours: aiohttp stops at it
-            runner = web.AppRunner(app, handle_signals=False)
-            await runner.setup()
-            with contextlib.suppress(RuntimeError):
-                await runner.cleanup()
-            events.append(f"after-cleanup:{lifecycle.state.value}")
-
-        asyncio.run(main())
+    async def main(app: web.Application, lifecycle: ah.Lifecycle) -> None:
+        lifecycle.context(context(events, "db"), name="db")
+        await run_and_fail_plain_shutdown(app, first=False)  # aiohttp stops at it
+        events.append(f"after-cleanup:{lifecycle.state.value}")
 
     with caplog.at_level(logging.WARNING, logger="aiohttp_helpers.lifecycle"):
-        await asyncio.to_thread(scenario)
+        await in_own_loop(main)
     assert events == ["db+", "after-cleanup:stopping", "db-"]
     assert any("without cleaning up" in r.getMessage() for r in caplog.records)
 
 
 async def test_guard_logs_teardown_errors(caplog: pytest.LogCaptureFixture) -> None:
-    def scenario() -> None:
-        async def main() -> None:
-            app = web.Application()
-            lifecycle = ah.setup(app).lifecycle
-            lifecycle.context(context([], "db", fail_exit=RuntimeError("exit")), name="db")
-
-            async def plain_fails(app: web.Application) -> None:
-                raise RuntimeError("plain")
-
-            app.on_startup.append(plain_fails)
-            with contextlib.suppress(RuntimeError):
-                await web.AppRunner(app, handle_signals=False).setup()
-
-        asyncio.run(main())
+    async def main(app: web.Application, lifecycle: ah.Lifecycle) -> None:
+        lifecycle.context(context([], "db", fail_exit=RuntimeError("exit")), name="db")
+        await start_and_fail_plainly(app)
 
     with caplog.at_level(logging.ERROR, logger="aiohttp_helpers.lifecycle"):
-        await asyncio.to_thread(scenario)
+        await in_own_loop(main)
     assert any(r.getMessage() == "tearing down the application failed" for r in caplog.records)
 
 
@@ -866,19 +861,15 @@ async def test_a_hook_raising_cancelled_error_itself_is_just_a_failure() -> None
 async def test_forced_signal_handling_off_the_main_thread_is_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    def scenario() -> ah.AppState:
-        async def main() -> ah.AppState:
-            app, helpers = helped_app()
-            helpers.lifecycle.handle_signals = True
-            runner = await start(app)
-            ready = state(helpers)
-            await runner.cleanup()
-            return ready
-
-        return asyncio.run(main())
+    async def main(app: web.Application, lifecycle: ah.Lifecycle) -> ah.AppState:
+        lifecycle.handle_signals = True
+        runner = await start(app)
+        ready = state(lifecycle)
+        await runner.cleanup()
+        return ready
 
     with caplog.at_level(logging.WARNING, logger="aiohttp_helpers.lifecycle"):
-        assert await asyncio.to_thread(scenario) is ah.AppState.READY
+        assert await in_own_loop(main) is ah.AppState.READY
     messages = [r.getMessage() for r in caplog.records]
     assert any(m.startswith("cannot drain on SIGTERM here") for m in messages)
 
@@ -886,25 +877,13 @@ async def test_forced_signal_handling_off_the_main_thread_is_logged(
 async def test_shutdown_hooks_still_run_when_aiohttp_never_reached_ours() -> None:
     events: Events = []
 
-    def scenario() -> None:
-        async def main() -> None:
-            app = web.Application()
-            lifecycle = ah.setup(app).lifecycle
-            lifecycle.on_shutdown(recorder(events, "shutdown"), name="shutdown")
-            lifecycle.on_cleanup(recorder(events, "cleanup"), name="cleanup")
+    async def main(app: web.Application, lifecycle: ah.Lifecycle) -> None:
+        lifecycle.on_shutdown(recorder(events, "shutdown"), name="shutdown")
+        lifecycle.on_cleanup(recorder(events, "cleanup"), name="cleanup")
+        await run_and_fail_plain_shutdown(app, first=True)
+        events.append("runner-cleanup-failed")
 
-            async def first_and_failing(app: web.Application) -> None:
-                raise RuntimeError("plain shutdown")
-
-            app.on_shutdown.insert(0, first_and_failing)
-            runner = await start(app)
-            with contextlib.suppress(RuntimeError):
-                await runner.cleanup()
-            events.append("runner-cleanup-failed")
-
-        asyncio.run(main())  # the loop's end cancels the package's guard: it tears down
-
-    await asyncio.to_thread(scenario)
+    await in_own_loop(main)  # the loop's end cancels the package's guard: it tears down
     assert events == ["runner-cleanup-failed", "shutdown", "cleanup"]
 
 

@@ -24,10 +24,12 @@ import pytest
 from aiohttp import web
 
 import aiohttp_helpers as ah
-from tests.support.apps import helped_app
+from tests.support.apps import helped_app, record_stop
 from tests.support.net import until_blocking
 
 Events = list[tuple[str, float]]
+#: What make_app() records, in order, from a clean start to a full stop.
+A_WHOLE_RUN = ["ready", "draining", "stopping", "shutdown-hook", "cleanup-hook", "stopped"]
 
 
 def get(port: int, path: str) -> tuple[int, str]:
@@ -100,14 +102,7 @@ def make_app(events: Events, drain_delay: float) -> tuple[web.Application, ah.He
 
     app.router.add_get("/", hello)
 
-    async def on_change(old: ah.AppState, new: ah.AppState) -> None:
-        events.append((new.value, time.monotonic()))
-
-    helpers.lifecycle.on_state_change.append(on_change)
-
-    @helpers.lifecycle.on_shutdown
-    async def shutdown_hook(app: web.Application) -> None:
-        events.append(("shutdown-hook", time.monotonic()))
+    record_stop(helpers, events, "shutdown-hook")
 
     @helpers.lifecycle.on_cleanup
     async def cleanup_hook(app: web.Application) -> None:
@@ -118,6 +113,30 @@ def make_app(events: Events, drain_delay: float) -> tuple[web.Application, ah.He
 
 def run_app(app: web.Application, sock: socket.socket, **kwargs: Any) -> None:
     web.run_app(app, sock=sock, print=None, access_log=None, shutdown_timeout=5, **kwargs)
+
+
+def plain_context(events: Events, *, closes: bool) -> Any:
+    """A plain aiohttp cleanup context that records its opening (and its closing)."""
+
+    async def plain(app: web.Application) -> Any:
+        events.append(("plain-open", 0))
+        yield
+        if closes:
+            events.append(("plain-close", 0))
+
+    return plain
+
+
+def run_app_failing(
+    app: web.Application, events: Events, error: type[BaseException], match: str
+) -> list[str]:
+    """``run_app(app)`` on a socket of its own, whose startup must fail with ``error``; the
+    names of the events recorded."""
+    sock, _ = bound_socket()
+    with sock, pytest.raises(error, match=match):
+        run_app(app, sock)
+    asyncio.set_event_loop(None)
+    return [name for name, _ in events]
 
 
 @pytest.mark.parametrize(
@@ -143,14 +162,7 @@ def test_signal_drains_while_serving_then_stops(sig: signal.Signals) -> None:
     with driver(operator, port):
         run_app(app, sock)
     times = dict(events)
-    assert [name for name, _ in events] == [
-        "ready",
-        "draining",
-        "stopping",
-        "shutdown-hook",
-        "cleanup-hook",
-        "stopped",
-    ]
+    assert [name for name, _ in events] == A_WHOLE_RUN
     assert seen["not-ready"] < times["shutdown-hook"]
     assert seen["served"] < times["stopping"]
     assert times["shutdown-hook"] - seen["signal"] >= 0.55
@@ -197,7 +209,6 @@ def test_signal_while_stopping_lets_the_shutdown_finish(caplog: pytest.LogCaptur
 def test_startup_failure_under_run_app_tears_down_what_started() -> None:
     events: Events = []
     app, helpers = make_app(events, drain_delay=0)
-    sock, _ = bound_socket()
 
     @helpers.lifecycle.context(name="db")
     async def db(app: web.Application) -> Any:
@@ -209,54 +220,26 @@ def test_startup_failure_under_run_app_tears_down_what_started() -> None:
     async def migrate(app: web.Application) -> None:
         raise RuntimeError("schema is newer than the code")
 
-    async def plain(app: web.Application) -> Any:
-        events.append(("plain-open", 0))
-        yield
-
-    app.cleanup_ctx.append(plain)
-    with (
-        sock,
-        pytest.raises(ah.HookError, match="startup hook 'migrate' failed: RuntimeError: schema"),
-    ):
-        run_app(app, sock)
-    asyncio.set_event_loop(None)
+    app.cleanup_ctx.append(plain_context(events, closes=False))
+    names = run_app_failing(
+        app, events, ah.HookError, "startup hook 'migrate' failed: RuntimeError: schema"
+    )
     # The cleanup hook took its place before "db" (registration order): it is torn down after.
-    assert [name for name, _ in events] == [
-        "db-open",
-        "stopping",
-        "db-close",
-        "cleanup-hook",
-        "stopped",
-    ]
+    assert names == ["db-open", "stopping", "db-close", "cleanup-hook", "stopped"]
 
 
 def test_plain_startup_failure_under_run_app_exits_every_context() -> None:
     # web.run_app skips cleanup entirely when startup fails: the package closes the gap.
     events: Events = []
     app, _ = make_app(events, drain_delay=0)
-    sock, _ = bound_socket()
-
-    async def plain_ctx(app: web.Application) -> Any:
-        events.append(("plain-open", 0))
-        yield
-        events.append(("plain-close", 0))
 
     async def plain_startup(app: web.Application) -> None:
         raise RuntimeError("plain startup hook failed")
 
-    app.cleanup_ctx.append(plain_ctx)
+    app.cleanup_ctx.append(plain_context(events, closes=True))
     app.on_startup.append(plain_startup)
-    with sock, pytest.raises(RuntimeError, match="plain startup hook failed"):
-        run_app(app, sock)
-    asyncio.set_event_loop(None)
-    assert [name for name, _ in events] == [
-        "ready",
-        "plain-open",
-        "plain-close",
-        "stopping",
-        "cleanup-hook",
-        "stopped",
-    ]
+    names = run_app_failing(app, events, RuntimeError, "plain startup hook failed")
+    assert names == ["ready", "plain-open", "plain-close", "stopping", "cleanup-hook", "stopped"]
 
 
 def test_handle_signals_false_leaves_run_app_alone() -> None:
@@ -350,13 +333,5 @@ def test_runner_cleanup_during_a_signal_drain_waits_for_it_and_exits_once() -> N
         loop.close()
         asyncio.set_event_loop(None)
     names = [name for name, _ in events]
-    assert names == [
-        "ready",
-        "draining",
-        "stopping",
-        "shutdown-hook",
-        "cleanup-hook",
-        "stopped",
-        "cleanup-returned",
-    ]
+    assert names == [*A_WHOLE_RUN, "cleanup-returned"]
     assert dict(events)["cleanup-returned"] >= 0.3

@@ -179,15 +179,21 @@ def base(request: pytest.FixtureRequest, serve: Serve, aiohttp_server: Any) -> B
     return start
 
 
+@pytest.fixture
+async def served(base: Base) -> tuple[Seen, URL]:
+    """``make_app()`` served by ``base``: what its receivers see, and its URL."""
+    seen = Seen()
+    app, _ = make_app(seen)
+    return seen, await base(app)
+
+
 async def fetch(url: URL) -> tuple[int, str]:
     async with aiohttp.ClientSession() as session, session.get(url) as resp:
         return resp.status, await resp.text()
 
 
-async def test_2xx(base: Base) -> None:
-    seen = Seen()
-    app, _ = make_app(seen)
-    url = await base(app)
+async def test_2xx(served: tuple[Seen, URL]) -> None:
+    seen, url = served
     assert await fetch(url / "ok") == (201, "ok")
     assert seen.kinds() == ["start", "end"]
     [handled] = seen.handled
@@ -199,10 +205,8 @@ async def test_2xx(base: Base) -> None:
     assert 0.04 < seconds < 5
 
 
-async def test_4xx_via_http_exception_is_a_response(base: Base) -> None:
-    seen = Seen()
-    app, _ = make_app(seen)
-    url = await base(app)
+async def test_4xx_via_http_exception_is_a_response(served: tuple[Seen, URL]) -> None:
+    seen, url = served
     assert await fetch(url / "conflict") == (409, "taken")
     assert seen.kinds() == ["start", "end"]
     request, response, seconds = seen.args("end")
@@ -212,10 +216,8 @@ async def test_4xx_via_http_exception_is_a_response(base: Base) -> None:
     assert seconds >= 0
 
 
-async def test_package_error_is_a_response(base: Base) -> None:
-    seen = Seen()
-    app, _ = make_app(seen)
-    url = await base(app)
+async def test_package_error_is_a_response(served: tuple[Seen, URL]) -> None:
+    seen, url = served
     status, _ = await fetch(url / "too-large")
     assert status == 413
     assert seen.kinds() == ["start", "end"]
@@ -224,10 +226,8 @@ async def test_package_error_is_a_response(base: Base) -> None:
     assert response.content_type == "application/problem+json"
 
 
-async def test_unhandled_error(base: Base, caplog: pytest.LogCaptureFixture) -> None:
-    seen = Seen()
-    app, _ = make_app(seen)
-    url = await base(app)
+async def test_unhandled_error(served: tuple[Seen, URL], caplog: pytest.LogCaptureFixture) -> None:
+    seen, url = served
     with caplog.at_level(logging.ERROR, logger="aiohttp.server"):
         status, body = await fetch(url / "boom")
     assert status == 500

@@ -12,15 +12,18 @@ import functools
 import aiohttp
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestClient
 from aiohttp_sse import EventSourceResponse, sse_response
 from pytest_aiohttp import AiohttpClient, AiohttpServer
 
 import aiohttp_helpers as ah
-from tests.support.apps import helped_app
+from tests.support.apps import routed_app
+
+#: A client of ``sse_app()``, its helpers and the names of the handlers that ended.
+Sse = tuple["TestClient[web.Request, web.Application]", ah.Helpers, list[str]]
 
 
 def sse_app() -> tuple[web.Application, ah.Helpers, list[str]]:
-    app, helpers = helped_app()
     ended: list[str] = []
 
     @ah.stream_handler(functools.partial(EventSourceResponse, ping_interval=60))
@@ -57,18 +60,19 @@ def sse_app() -> tuple[web.Application, ah.Helpers, list[str]]:
         ended.append("watched")
         return stream
 
-    app.router.add_get("/ticks", ticks)
-    app.router.add_get("/feed", feed)
-    app.router.add_get("/manual", manual)
-    app.router.add_get("/watched", watched)
+    routes = {"/ticks": ticks, "/feed": feed, "/manual": manual, "/watched": watched}
+    app, helpers = routed_app(routes)
     return app, helpers, ended
 
 
-async def test_streams_are_tracked_and_end_cleanly_when_closed(
-    aiohttp_client: AiohttpClient,
-) -> None:
+@pytest.fixture
+async def sse(aiohttp_client: AiohttpClient) -> Sse:
     app, helpers, ended = sse_app()
-    client = await aiohttp_client(app)
+    return await aiohttp_client(app), helpers, ended
+
+
+async def test_streams_are_tracked_and_end_cleanly_when_closed(sse: Sse) -> None:
+    client, helpers, ended = sse
     ticks = await client.get("/ticks")
     feed = await client.get("/feed")
     manual = await client.get("/manual")
@@ -92,11 +96,8 @@ async def test_streams_are_tracked_and_end_cleanly_when_closed(
     assert len(helpers.streams) == 0
 
 
-async def test_a_handler_that_ignores_the_end_is_cancelled_after_the_grace(
-    aiohttp_client: AiohttpClient,
-) -> None:
-    app, helpers, ended = sse_app()
-    client = await aiohttp_client(app)
+async def test_a_handler_that_ignores_the_end_is_cancelled_after_the_grace(sse: Sse) -> None:
+    client, helpers, ended = sse
     resp = await client.get("/feed")
     assert await resp.content.readline() == b"first\n"
     loop = asyncio.get_running_loop()
@@ -107,11 +108,8 @@ async def test_a_handler_that_ignores_the_end_is_cancelled_after_the_grace(
     assert await resp.read() == b""
 
 
-async def test_new_streams_are_refused_with_503_while_draining(
-    aiohttp_client: AiohttpClient,
-) -> None:
-    app, helpers, _ = sse_app()
-    client = await aiohttp_client(app)
+async def test_new_streams_are_refused_with_503_while_draining(sse: Sse) -> None:
+    client, helpers, _ = sse
     await helpers.lifecycle.drain(0)
     assert not helpers.streams.accepting
     for path in ("/ticks", "/watched"):

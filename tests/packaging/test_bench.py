@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import ast
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.paths import ROOT
+from tests.support.scripts import run_help
+
 BENCH = ROOT / "bench"
 SCRIPTS = sorted(p.stem for p in BENCH.glob("*.py") if not p.name.startswith("_"))
 #: What only bench/_harness.py defines.
-SHARED = {"free_port", "wait_port", "Server", "table", "rss", "fds", "cpu_seconds", "pin"}
+SHARED = {
+    "free_port",
+    "wait_port",
+    "Server",
+    "table",
+    "rss",
+    "fds",
+    "cpu_seconds",
+    "pin",
+    "write_body",
+}
 
 
 def test_there_are_benchmarks_and_none_is_named_like_a_library() -> None:
@@ -40,14 +48,6 @@ def test_each_uses_the_harness_instead_of_its_own_copies(name: str) -> None:
 
 @pytest.mark.parametrize("name", SCRIPTS, ids=SCRIPTS)
 def test_each_answers_help_as_a_module(name: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", f"bench.{name}", "--help"],
-        cwd=ROOT,
-        env=dict(os.environ, COLUMNS="200"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_help("-m", f"bench.{name}", timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"usage: python -m bench.{name}")

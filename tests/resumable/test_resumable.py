@@ -20,7 +20,13 @@ from pytest_aiohttp import AiohttpClient
 
 import aiohttp_helpers as ah
 from tests.support.net import until
-from tests.support.resumable_app import DONE_KEY, UPLOADS_KEY, create_app, held_patch
+from tests.support.resumable_app import (
+    DONE_KEY,
+    UPLOADS_KEY,
+    create_app,
+    held_patch,
+    let_held_patch_win,
+)
 
 TUS = {"Tus-Resumable": "1.0.0"}
 STREAM = {**TUS, "Content-Type": "application/offset+octet-stream"}
@@ -511,11 +517,7 @@ async def test_concurrent_patches_one_wins(client: Client, tmp_path: Path) -> No
     assert resp.headers["Retry-After"] == "1"
     async with client.delete(url, headers=TUS) as deleted:
         assert deleted.status == 423
-    release.set()
-    async with await first as won:
-        assert won.status == 204
-        assert won.headers["Upload-Offset"] == "10"
-    assert part.read_bytes() == b"A" * 10
+    await let_held_patch_win(first, release, part)
 
 
 async def test_per_client_cap(make: MakeClient) -> None:

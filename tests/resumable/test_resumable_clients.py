@@ -16,7 +16,7 @@ import pytest
 from tusclient.exceptions import TusCommunicationError, TusUploadFailed
 
 from tests.support.apps import Serve
-from tests.support.resumable_app import create_app, held_patch
+from tests.support.resumable_app import create_app, held_patch, let_held_patch_win
 from tests.support.resumable_proxy import CuttingProxy
 from tests.support.tus import TUS, done_uploads, resumable_gunicorn, resumable_server, tuspy_upload
 
@@ -216,8 +216,4 @@ async def test_gunicorn_two_workers_share_uploads(tmp_path: Path) -> None:
                     url, headers={**headers, "Upload-Offset": "0"}, data=b"B" * 10
                 ) as r:
                     assert r.status == 423
-            release.set()
-            async with await winner as r:
-                assert r.status == 204
-                assert r.headers["Upload-Offset"] == "10"
-            assert part.read_bytes() == b"A" * 10
+            await let_held_patch_win(winner, release, part)

@@ -12,14 +12,29 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
+
 from .net import free_port, until
 from .paths import ROOT
 
-__all__ = ["NO_CONTROL_SOCKET", "Gunicorn", "gunicorn_processes"]
+__all__ = ["NO_CONTROL_SOCKET", "Gunicorn", "close_code", "gunicorn_processes"]
 
 #: gunicorn >= 25.1 opens a control socket at a fixed path unless told not to.
 _VERSION = tuple(int(n) for n in importlib.metadata.version("gunicorn").split(".")[:2])
 NO_CONTROL_SOCKET = ["--no-control-socket"] if _VERSION >= (25, 1) else []
+
+
+async def close_code(ws: aiohttp.ClientWebSocketResponse, within: float) -> int:
+    """Read ``ws`` (data messages only) up to the server's close frame: its code; 1006 when
+    the connection ended without one."""
+    async with asyncio.timeout(within):
+        while True:
+            msg = await ws.receive()
+            if msg.type is aiohttp.WSMsgType.CLOSE:
+                return int(msg.data)
+            if msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                return 1006
+            assert msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY), msg
 
 
 @dataclass

@@ -55,6 +55,17 @@ async def held_patch(
     return writing, release
 
 
+async def let_held_patch_win(
+    writing: asyncio.Future[Any], release: asyncio.Event, part: Path
+) -> None:
+    """Release a ``held_patch``: it must end with 204 at offset 10, its 10 bytes in ``part``."""
+    release.set()
+    async with await writing as won:
+        assert won.status == 204
+        assert won.headers["Upload-Offset"] == "10"
+    assert await asyncio.to_thread(part.read_bytes) == b"A" * 10
+
+
 def create_app(
     directory: str | Path,
     save_dir: str | Path,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -11,7 +13,21 @@ from dataclasses import dataclass
 from .net import free_port, wait_ok
 from .paths import ROOT
 
-__all__ = ["Script", "run_script"]
+__all__ = ["Script", "run_help", "run_script"]
+
+
+def run_help(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``python *args --help`` from the repository root, to its end (whatever its exit
+    status), with no wrapping inside the help lines."""
+    return subprocess.run(
+        [sys.executable, *args, "--help"],
+        cwd=ROOT,
+        env=dict(os.environ, COLUMNS="200"),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 @dataclass
