@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Self, TypeVarTuple
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVarTuple
 
 from aiohttp import web
 from aiosignal import Signal
@@ -63,46 +63,6 @@ class SafeSignal(Signal[*_Ts]):
         if self.frozen:
             raise _too_late(self._name)
 
-    def append(self, value: Any) -> None:
-        self._check_open()
-        super().append(value)
-
-    def insert(self, index: int, value: Any) -> None:
-        self._check_open()
-        super().insert(index, value)
-
-    def extend(self, values: Any) -> None:
-        self._check_open()
-        super().extend(values)
-
-    def __iadd__(self, values: Any) -> Self:
-        self._check_open()
-        return super().__iadd__(values)
-
-    def __setitem__(self, index: Any, value: Any) -> None:
-        self._check_open()
-        super().__setitem__(index, value)
-
-    def __delitem__(self, index: Any) -> None:
-        self._check_open()
-        super().__delitem__(index)
-
-    def remove(self, value: Any) -> None:
-        self._check_open()
-        super().remove(value)
-
-    def pop(self, index: int = -1) -> Any:
-        self._check_open()
-        return super().pop(index)
-
-    def clear(self) -> None:
-        self._check_open()
-        super().clear()
-
-    def reverse(self) -> None:
-        self._check_open()
-        super().reverse()
-
     async def send(self, *args: *_Ts, **kwargs: Any) -> None:
         if not self.frozen:
             raise RuntimeError(f"cannot send non-frozen signal {self._name}")
@@ -116,6 +76,27 @@ class SafeSignal(Signal[*_Ts]):
                     first = exc
         if first is not None and self._strict:
             raise first
+
+
+def _guarded(name: str) -> Callable[..., Any]:
+    change = getattr(Signal, name)
+
+    def guarded(self: SafeSignal[*tuple[Any, ...]], *args: Any) -> Any:
+        self._check_open()
+        return change(self, *args)
+
+    guarded.__name__ = guarded.__qualname__ = name
+    guarded.__doc__ = change.__doc__
+    return guarded
+
+
+# Every way of changing the list of receivers checks first, so that a late receiver is
+# told what to do instead (aiosignal's frozen list implements each of them on its own).
+for _name in (
+    "append", "insert", "extend", "__iadd__", "__setitem__", "__delitem__", "remove", "pop",
+    "clear", "reverse",
+):  # fmt: skip
+    setattr(SafeSignal, _name, _guarded(_name))
 
 
 class RequestSignals:
