@@ -171,16 +171,14 @@ class PrometheusMetrics(Observer):
         p = PREFIX
         yield from self._http_families()
         yield from self._counters("refusals", "files", "file_bytes")
-        spooled = GaugeMetricFamily(
+        yield GaugeMetricFamily(
             p + "upload_spooled_bytes",
             "Bytes in the package's temporary upload files in tmp_dir now.",
+            value=self.spooled_bytes(),
         )
-        spooled.add_metric([], self.spooled_bytes())
-        yield spooled
-
-        open_ws = GaugeMetricFamily(p + "websocket_connections", "WebSockets open now.")
-        open_ws.add_metric([], self.open_websockets())
-        yield open_ws
+        yield GaugeMetricFamily(
+            p + "websocket_connections", "WebSockets open now.", value=self.open_websockets()
+        )
         yield from self._counters("ws_opened", "ws_closed", "ws_refusals")
         totals = self.websocket_totals
         messages_in, bytes_in = totals.received()
@@ -199,10 +197,7 @@ class PrometheusMetrics(Observer):
         payload.add_metric(["out"], totals.bytes_out)
         yield payload
         for name, value in self.registry_counters():
-            family = CounterMetricFamily(
-                f"{p}websocket_{name}", _REGISTRY_COUNTERS[name], value=value
-            )
-            yield family
+            yield CounterMetricFamily(f"{p}websocket_{name}", _REGISTRY_COUNTERS[name], value=value)
 
         state = GaugeMetricFamily(
             p + "app_state", "1 for the state the app is in, 0 for the others.", labels=["state"]
@@ -220,12 +215,11 @@ class PrometheusMetrics(Observer):
             hooks.add_metric([phase, name], seconds)
         yield hooks
         yield from self._counters("hook_failures")
-        drain = GaugeMetricFamily(
+        yield GaugeMetricFamily(
             p + "lifecycle_drain_seconds",
             "Seconds the app has drained (so far, while it drains), 0 before a drain.",
+            value=self.draining_seconds() or 0.0,
         )
-        drain.add_metric([], self.draining_seconds() or 0.0)
-        yield drain
 
     def _counters(self, *keys: str) -> Iterator[Metric]:
         """The families of these :data:`COUNTERS`, from their counts."""
@@ -260,11 +254,11 @@ class PrometheusMetrics(Observer):
             duration.add_metric([method, route], cumulative, stats.total)
         yield requests
         yield duration
-        in_flight = GaugeMetricFamily(
-            p + "http_requests_in_progress", "HTTP requests being handled now."
+        yield GaugeMetricFamily(
+            p + "http_requests_in_progress",
+            "HTTP requests being handled now.",
+            value=self._in_flight,
         )
-        in_flight.add_metric([], self._in_flight)
-        yield in_flight
         body = CounterMetricFamily(
             p + "http_request_body_bytes",
             "Request body bytes received (as sent, before decompression), uploads included.",
