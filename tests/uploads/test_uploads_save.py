@@ -62,7 +62,10 @@ SIZES = [pytest.param(SMALL, id="in-memory"), pytest.param(BIG, id="spooled")]
 
 def each_kind_and_size(test: Callable[..., Any]) -> Callable[..., Any]:
     """Run ``test`` for each kind of upload and each size."""
-    return pytest.mark.parametrize("kind", KINDS)(pytest.mark.parametrize("data", SIZES)(test))
+    each: Callable[..., Any] = pytest.mark.parametrize("kind", KINDS)(
+        pytest.mark.parametrize("data", SIZES)(test)
+    )
+    return each
 
 
 async def _client(
