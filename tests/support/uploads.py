@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ __all__ = [
     "open_fds",
     "open_files",
     "parts_app",
+    "upload_app",
 ]
 
 
@@ -45,6 +47,17 @@ async def describe_form(form: ah.Form) -> dict[str, Any]:
         "fields": [[k, v] for k, v in form.fields.items()],
         "files": [describe_file(f, await f.read()) for f in form.files.values()],
     }
+
+
+def upload_app(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    limits: ah.UploadLimits | None = None,
+) -> web.Application:
+    """``handler`` at ``POST /`` of an app with the helpers set up (with ``limits``)."""
+    app = web.Application()
+    ah.setup(app, limits=limits)
+    app.router.add_post("/", handler)
+    return app
 
 
 def form_app(limits: ah.UploadLimits | None = None, *, with_setup: bool = True) -> web.Application:

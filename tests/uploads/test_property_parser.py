@@ -36,6 +36,7 @@ from yarl import URL
 
 import aiohttp_helpers as ah
 from aiohttp_helpers.uploads.headers import _quoted_string as quoted_string
+from tests.support.uploads import upload_app
 
 B = b"Bq"
 INNER = b"Cq"
@@ -495,9 +496,7 @@ def test_hostile_input_over_http_never_500(body: bytes, limits: ah.UploadLimits)
                 async with await ah.read_form(request) as got:
                     return web.json_response({"fields": len(got.fields), "files": len(got.files)})
 
-            app = web.Application()
-            ah.setup(app, limits=limits.replace(tmp_dir=tmp))
-            app.router.add_post("/", form)
+            app = upload_app(form, limits.replace(tmp_dir=tmp))
             runner = web.AppRunner(app)
             await runner.setup()
             site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -20,7 +20,7 @@ from pytest_aiohttp import AiohttpClient
 
 import aiohttp_helpers as ah
 from aiohttp_helpers.testing import FormPart, multipart_body
-from tests.support.uploads import describe_form, form_app, listing
+from tests.support.uploads import describe_form, form_app, listing, upload_app
 
 
 async def test_fields_and_files_from_aiohttp_client(aiohttp_client: AiohttpClient) -> None:
@@ -64,9 +64,7 @@ async def test_form_mapping_api(aiohttp_client: AiohttpClient) -> None:
             form.getall("nope")
         return web.Response(text="ok")
 
-    app = web.Application()
-    ah.setup(app)
-    app.router.add_post("/", handler)
+    app = upload_app(handler)
     client = await aiohttp_client(app)
     body = multipart_body(
         ("title", "T"),
@@ -112,9 +110,7 @@ async def test_spool_max_size(
             seen["opened"] = fh.read()
         return web.Response(text="ok")
 
-    app = web.Application()
-    ah.setup(app, limits=ah.UploadLimits(spool_max_size=1024, tmp_dir=tmp_path))
-    app.router.add_post("/", handler)
+    app = upload_app(handler, ah.UploadLimits(spool_max_size=1024, tmp_dir=tmp_path))
     client = await aiohttp_client(app)
     payload = os.urandom(size)
     body = multipart_body(FormPart(name="f", data=payload, filename="x.bin"))
@@ -155,9 +151,7 @@ async def test_save_moves_the_file_into_place(
         seen["copy"] = await upload.save(dest / "copy.bin")
         return web.Response(text="ok")
 
-    app = web.Application()
-    ah.setup(app, limits=ah.UploadLimits(spool_max_size=1024, tmp_dir=spool))
-    app.router.add_post("/", handler)
+    app = upload_app(handler, ah.UploadLimits(spool_max_size=1024, tmp_dir=spool))
     client = await aiohttp_client(app)
     payload = os.urandom(size)
     body = multipart_body(FormPart(name="f", data=payload, filename="../../etc/passwd"))
@@ -199,9 +193,7 @@ async def test_save_across_filesystems_copies(
             assert not upload.saved  # copied: the spooled file is still the package's
             return web.Response(text="ok")
 
-        app = web.Application()
-        ah.setup(app, limits=ah.UploadLimits(spool_max_size=0, tmp_dir=spool))
-        app.router.add_post("/", handler)
+        app = upload_app(handler, ah.UploadLimits(spool_max_size=0, tmp_dir=spool))
         client = await aiohttp_client(app)
         payload = os.urandom(300_000)
         body = multipart_body(FormPart(name="f", data=payload, filename="k.bin"))
@@ -343,9 +335,7 @@ async def test_explicit_limits_win(aiohttp_client: AiohttpClient) -> None:
         form = await ah.read_form(request, limits=ah.UploadLimits(max_field_size=2))
         return web.Response(text=form["x"])
 
-    app = web.Application()
-    ah.setup(app)
-    app.router.add_post("/", handler)
+    app = upload_app(handler)
     client = await aiohttp_client(app)
     body = multipart_body(("x", "abc"))
     resp = await client.post("/", data=body.data, headers=body.headers)
@@ -535,9 +525,7 @@ async def test_saving_to_a_full_disk_is_507(
             monkeypatch.undo()
         raise AssertionError
 
-    app = web.Application()
-    ah.setup(app)
-    app.router.add_post("/", handler)
+    app = upload_app(handler)
     client = await aiohttp_client(app)
     body = multipart_body(FormPart(name="f", data=b"abc", filename="f.bin"))
     resp = await client.post("/", data=body.data, headers=body.headers)
@@ -584,9 +572,7 @@ async def test_slow_disk_and_cancellation(
 
     monkeypatch.setattr(os, "write", slow_write)
     monkeypatch.setattr(os, "pwritev", slow_pwritev)
-    app = web.Application()
-    ah.setup(app, limits=ah.UploadLimits(spool_max_size=0, tmp_dir=tmp_path))
-    app.router.add_post("/", handler)
+    app = upload_app(handler, ah.UploadLimits(spool_max_size=0, tmp_dir=tmp_path))
     client = await aiohttp_client(app)
     body = multipart_body(FormPart(name="f", data=os.urandom(3 << 20), filename="f"))
     resp = await client.post("/", data=io.BytesIO(body.data), headers=body.headers)

@@ -35,7 +35,7 @@ from tests.support.apps import Serve
 from tests.support.corpus import CORPUS, Case, exchange, wire_body
 from tests.support.net import until
 from tests.support.paths import ROOT
-from tests.support.uploads import listing
+from tests.support.uploads import listing, upload_app
 
 MiB = 1 << 20
 KiB = 1 << 10
@@ -175,9 +175,7 @@ def _drip_app(limits: ah.UploadLimits, *, slow_handler: bool = False) -> web.App
             size += len(await part.read())
         return web.Response(text=str(size))
 
-    app = web.Application()
-    ah.setup(app, limits=limits)
-    app.router.add_post("/", handler)
+    app = upload_app(handler, limits)
     return app
 
 
@@ -285,9 +283,7 @@ def _form_app(limits: ah.UploadLimits | None = None) -> web.Application:
         form = await ah.read_form(request)
         return web.json_response(dict(form.fields.items()))
 
-    app = web.Application()
-    ah.setup(app, limits=limits)
-    app.router.add_post("/", handler)
+    app = upload_app(handler, limits)
     return app
 
 
@@ -533,9 +529,7 @@ async def test_application_chosen_encoding_is_any_text_codec(
                     await part.form(encoding="klingon")
         return web.json_response(out)
 
-    app = web.Application()
-    ah.setup(app)
-    app.router.add_post("/", handler)
+    app = upload_app(handler)
     client = await aiohttp_client(app)
     body = (
         b'--Bq\r\nContent-Disposition: form-data; name="t"\r\n\r\n'

@@ -13,7 +13,7 @@ from pytest_aiohttp import AiohttpClient
 import aiohttp_helpers as ah
 from aiohttp_helpers.testing import FormPart, multipart_body
 from tests.support.apps import Serve
-from tests.support.uploads import in_process_request
+from tests.support.uploads import in_process_request, upload_app
 
 
 async def test_part_attributes(aiohttp_client: AiohttpClient) -> None:
@@ -40,9 +40,7 @@ async def test_part_attributes(aiohttp_client: AiohttpClient) -> None:
             )
         return web.Response(text="ok")
 
-    app = web.Application()
-    ah.setup(app)
-    app.router.add_post("/", handler)
+    app = upload_app(handler)
     client = await aiohttp_client(app)
     body = multipart_body(
         ("plain", "text"),
@@ -203,9 +201,7 @@ async def test_nested_parts(aiohttp_client: AiohttpClient) -> None:
             [[x[0], x[1], [[f, d.decode()] for f, d in x[2]]] if len(x) == 3 else x for x in out]
         )
 
-    app = web.Application()
-    ah.setup(app)
-    app.router.add_post("/", handler)
+    app = upload_app(handler)
     client = await aiohttp_client(app)
     body = multipart_body(
         ("title", "two files"),
@@ -239,9 +235,7 @@ async def test_nested_files_in_read_form(aiohttp_client: AiohttpClient) -> None:
             }
         )
 
-    app = web.Application()
-    ah.setup(app)
-    app.router.add_post("/", handler)
+    app = upload_app(handler)
     client = await aiohttp_client(app)
     body = multipart_body(
         FormPart(

@@ -23,7 +23,7 @@ from aiohttp_helpers.testing import (  # the encoding on the wire
     _transfer_encode,
     multipart_body,
 )
-from tests.support.uploads import describe_form, in_process_request
+from tests.support.uploads import describe_form, in_process_request, upload_app
 
 # Names and filenames: any text a header can carry. Percent signs and (for the browser
 # style) backslashes are left out: those encodings cannot tell them from escapes.
@@ -179,9 +179,7 @@ def test_random_forms_over_http(sent: list[Sent], size: int) -> None:
         async def handler(request: web.Request) -> web.Response:
             return web.json_response(await describe_form(await ah.read_form(request)))
 
-        app = web.Application()
-        ah.setup(app)
-        app.router.add_post("/", handler)
+        app = upload_app(handler)
         runner = web.AppRunner(app)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)

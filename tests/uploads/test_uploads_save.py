@@ -16,7 +16,7 @@ from pytest_aiohttp import AiohttpClient
 
 import aiohttp_helpers as ah
 from aiohttp_helpers.testing import FormPart, multipart_body
-from tests.support.uploads import listing
+from tests.support.uploads import listing, upload_app
 
 SMALL = b"small upload"
 BIG = os.urandom(200_000)  # spooled to disk with the limits below
@@ -279,9 +279,7 @@ async def test_across_filesystems(aiohttp_client: AiohttpClient, tmp_path: Path)
                 assert not upload.saved  # copied: the spooled file is still the form's
             return web.json_response(where.name)
 
-        app = web.Application()
-        ah.setup(app, limits=ah.UploadLimits(spool_max_size=1024, tmp_dir=other))
-        app.router.add_post("/", handler)
+        app = upload_app(handler, ah.UploadLimits(spool_max_size=1024, tmp_dir=other))
         client = await aiohttp_client(app)
         assert await _post(client, ("x", BIG)) == "taken (1).bin"
         assert (dest / "taken (1).bin").read_bytes() == BIG
