@@ -9,12 +9,13 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
+from aiohttp import ClientResponse, web
 from aiohttp.base_protocol import BaseProtocol
 from aiohttp.streams import StreamReader
-from aiohttp.test_utils import make_mocked_request
+from aiohttp.test_utils import TestClient, make_mocked_request
 
 import aiohttp_helpers as ah
+from aiohttp_helpers.testing import FormPart, multipart_body
 
 __all__ = [
     "describe_form",
@@ -24,6 +25,7 @@ __all__ = [
     "open_fds",
     "open_files",
     "parts_app",
+    "post_file",
     "upload_app",
 ]
 
@@ -58,6 +60,14 @@ def upload_app(
     ah.setup(app, limits=limits)
     app.router.add_post("/", handler)
     return app
+
+
+async def post_file(
+    client: TestClient[Any, Any], data: bytes, filename: str, path: str = "/"
+) -> ClientResponse:
+    """POST a form of one file, field ``f``, that holds ``data``, to ``path``: the answer."""
+    body = multipart_body(FormPart(name="f", data=data, filename=filename))
+    return await client.post(path, data=body.data, headers=body.headers)
 
 
 def form_app(limits: ah.UploadLimits | None = None, *, with_setup: bool = True) -> web.Application:

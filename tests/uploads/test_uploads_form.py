@@ -20,7 +20,7 @@ from pytest_aiohttp import AiohttpClient
 
 import aiohttp_helpers as ah
 from aiohttp_helpers.testing import FormPart, multipart_body
-from tests.support.uploads import describe_form, form_app, listing, upload_app
+from tests.support.uploads import describe_form, form_app, listing, post_file, upload_app
 
 
 async def test_fields_and_files_from_aiohttp_client(aiohttp_client: AiohttpClient) -> None:
@@ -113,8 +113,7 @@ async def test_spool_max_size(
     app = upload_app(handler, ah.UploadLimits(spool_max_size=1024, tmp_dir=tmp_path))
     client = await aiohttp_client(app)
     payload = os.urandom(size)
-    body = multipart_body(FormPart(name="f", data=payload, filename="x.bin"))
-    resp = await client.post("/", data=body.data, headers=body.headers)
+    resp = await post_file(client, payload, "x.bin")
     assert resp.status == 200
     assert seen["in_memory"] is in_memory
     assert seen["data"] == payload
@@ -154,8 +153,7 @@ async def test_save_moves_the_file_into_place(
     app = upload_app(handler, ah.UploadLimits(spool_max_size=1024, tmp_dir=spool))
     client = await aiohttp_client(app)
     payload = os.urandom(size)
-    body = multipart_body(FormPart(name="f", data=payload, filename="../../etc/passwd"))
-    resp = await client.post("/", data=body.data, headers=body.headers)
+    resp = await post_file(client, payload, "../../etc/passwd")
     assert resp.status == 200
     assert seen["where"] == dest / "passwd"
     assert (dest / "passwd").read_bytes() == payload
@@ -196,8 +194,7 @@ async def test_save_across_filesystems_copies(
         app = upload_app(handler, ah.UploadLimits(spool_max_size=0, tmp_dir=spool))
         client = await aiohttp_client(app)
         payload = os.urandom(300_000)
-        body = multipart_body(FormPart(name="f", data=payload, filename="k.bin"))
-        resp = await client.post("/", data=body.data, headers=body.headers)
+        resp = await post_file(client, payload, "k.bin")
         assert resp.status == 200
         assert (tmp_path / "kept.bin").read_bytes() == payload
         assert listing(spool) == []
@@ -249,12 +246,11 @@ async def test_without_setup_files_go_when_the_form_goes(
     app.router.add_post("/", ah.upload_limits(limits)(handler))
     app.router.add_post("/close", ah.upload_limits(limits)(closing))
     client = await aiohttp_client(app)
-    body = multipart_body(FormPart(name="f", data=b"abc", filename="f.txt"))
-    resp = await client.post("/", data=body.data, headers=body.headers)
+    resp = await post_file(client, b"abc", "f.txt")
     assert resp.status == 200
     assert len(seen["during"]) == 1
     assert listing(tmp_path) == []
-    resp = await client.post("/close", data=body.data, headers=body.headers)
+    resp = await post_file(client, b"abc", "f.txt", "/close")
     assert resp.status == 200
     assert len(seen["before_close"]) == 1
     assert seen["after_close"] == []
@@ -527,8 +523,7 @@ async def test_saving_to_a_full_disk_is_507(
 
     app = upload_app(handler)
     client = await aiohttp_client(app)
-    body = multipart_body(FormPart(name="f", data=b"abc", filename="f.bin"))
-    resp = await client.post("/", data=body.data, headers=body.headers)
+    resp = await post_file(client, b"abc", "f.bin")
     assert resp.status == 507
     assert listing(dest) == []
 

@@ -20,7 +20,7 @@ from pytest_aiohttp import AiohttpClient
 import aiohttp_helpers as ah
 from aiohttp_helpers.testing import FormPart, MultipartBody, multipart_body
 from tests.support.apps import Serve
-from tests.support.uploads import form_app, listing, parts_app, upload_app
+from tests.support.uploads import form_app, listing, parts_app, post_file, upload_app
 
 HEADER = 'Content-Disposition: form-data; name="x"'
 
@@ -401,8 +401,7 @@ async def test_idle_timeout_counts_only_waiting_for_the_client(
 
     app = upload_app(handler, ah.UploadLimits(idle_timeout=0.1, chunk_size=1024))
     client = await aiohttp_client(app)
-    body = multipart_body(FormPart(name="f", data=b"x" * 3000, filename="f"))
-    resp = await client.post("/", data=body.data, headers=body.headers)
+    resp = await post_file(client, b"x" * 3000, "f")
     assert resp.status == 200
     assert await resp.json() == 3000
 
