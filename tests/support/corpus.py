@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import functools
 import gzip
 import hashlib
@@ -27,6 +26,7 @@ from yarl import URL
 
 import aiohttp_helpers as ah
 from aiohttp_helpers.keys import UPLOAD_LIMITS_KEY
+from tests.support.raw_http import read_answer, sending
 from tests.support.uploads import listing
 
 __all__ = [
@@ -963,15 +963,7 @@ class Answer:
 
 
 async def _read_answer(reader: asyncio.StreamReader) -> Answer:
-    head = await reader.readuntil(b"\r\n\r\n")
-    status_line, *lines = head.decode("latin-1").split("\r\n")
-    headers = {}
-    for line in lines:
-        if line:
-            key, _, value = line.partition(":")
-            headers[key.strip().lower()] = value.strip()
-    body = await reader.readexactly(int(headers.get("content-length", "0")))
-    return Answer(int(status_line.split()[1]), headers, body)
+    return Answer(*await read_answer(reader))
 
 
 async def _send(writer: asyncio.StreamWriter, case: Case, path: str, body: bytes) -> None:
@@ -1029,16 +1021,8 @@ async def exchange(url: URL, case: Case, path: str, body: bytes) -> list[Answer]
     assert url.host is not None
     assert url.port is not None
     reader, writer = await asyncio.open_connection(url.host, url.port)
-    sending = asyncio.create_task(_send(writer, case, path, body))
-    try:
-        async with asyncio.timeout(30):
-            return [await _read_answer(reader) for _ in range(case.answers)]
-    finally:
-        sending.cancel()
-        await asyncio.wait([sending])
-        writer.close()
-        with contextlib.suppress(ConnectionError):
-            await writer.wait_closed()
+    async with sending(writer, _send(writer, case, path, body)), asyncio.timeout(30):
+        return [await _read_answer(reader) for _ in range(case.answers)]
 
 
 async def ping_until(url: URL, stop: asyncio.Event) -> list[float]:

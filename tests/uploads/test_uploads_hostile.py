@@ -35,6 +35,7 @@ from tests.support.apps import Serve
 from tests.support.corpus import CORPUS, Case, exchange, wire_body
 from tests.support.net import until
 from tests.support.paths import ROOT
+from tests.support.raw_http import read_answer, sending
 from tests.support.uploads import listing, upload_app
 
 MiB = 1 << 20
@@ -206,19 +207,10 @@ async def _drip(url: URL, body: bytes, piece: int, pause: float) -> tuple[int, b
                 await writer.drain()
                 await asyncio.sleep(pause)
 
-    sending = asyncio.create_task(send())
-    try:
-        async with asyncio.timeout(20):
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
-            text = await reader.readexactly(length)
-    finally:
-        sending.cancel()
-        await asyncio.wait([sending])
-        writer.close()
-        with contextlib.suppress(ConnectionError):
-            await writer.wait_closed()
-    return int(head.split()[1]), text, loop.time() - started
+    async with sending(writer, send()), asyncio.timeout(20):
+        status, headers, text = await read_answer(reader)
+    assert "content-length" in headers
+    return status, text, loop.time() - started
 
 
 async def test_drip_under_min_rate_gets_408(serve: Serve) -> None:
