@@ -17,9 +17,12 @@ from aiohttp.test_utils import TestClient, make_mocked_request
 import aiohttp_helpers as ah
 from aiohttp_helpers.testing import FormPart, multipart_body
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
 __all__ = [
     "describe_form",
     "form_app",
+    "get_app",
     "in_process_request",
     "listing",
     "open_fds",
@@ -51,8 +54,17 @@ async def describe_form(form: ah.Form) -> dict[str, Any]:
     }
 
 
+def get_app(handler: Handler, **others: Handler) -> web.Application:
+    """``handler`` at ``GET /``, and each of ``others`` at ``GET /<its name>`` (no setup)."""
+    app = web.Application()
+    app.router.add_get("/", handler)
+    for name, other in others.items():
+        app.router.add_get(f"/{name}", other)
+    return app
+
+
 def upload_app(
-    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    handler: Handler,
     limits: ah.UploadLimits | None = None,
 ) -> web.Application:
     """``handler`` at ``POST /`` of an app with the helpers set up (with ``limits``)."""

@@ -13,7 +13,7 @@ from pytest_aiohttp import AiohttpClient
 import aiohttp_helpers as ah
 from aiohttp_helpers.testing import FormPart, multipart_body
 from tests.support.apps import Serve
-from tests.support.uploads import in_process_request, upload_app
+from tests.support.uploads import get_app, in_process_request, upload_app
 
 
 async def test_part_attributes(aiohttp_client: AiohttpClient) -> None:
@@ -270,10 +270,7 @@ async def test_iter_parts_over_a_client_response(serve: Serve) -> None:
     async def plain(request: web.Request) -> web.Response:
         return web.Response(text="not multipart")
 
-    app = web.Application()
-    app.router.add_get("/", handler)
-    app.router.add_get("/plain", plain)
-    url = await serve(app)
+    url = await serve(get_app(handler, plain=plain))
     async with aiohttp.ClientSession() as session:
         async with session.get(url) as resp:
             got = []
