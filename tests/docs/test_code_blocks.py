@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
+from yarl import URL
 
+from tests.support.apps import serving
 from tests.support.docs_blocks import (
     ROOT,
     Block,
@@ -134,18 +135,14 @@ async def test_block_runs_as_shown(
                 timeout=120,
             )
             assert result.returncode == 0, result.stdout + result.stderr
-        runner: web.AppRunner | None = None
-        port = 0
-        if "create_app" in names:
-            app = names["create_app"]()
-            if inspect.isawaitable(app):
-                app = await app
-            runner = web.AppRunner(app)
-            await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            port = runner.addresses[0][1]
-        try:
+        url: URL | None = None
+        async with serving() as serve:
+            if "create_app" in names:
+                app = names["create_app"]()
+                if inspect.isawaitable(app):
+                    app = await app
+                url = await serve(app)
+            port = 0 if url is None or url.port is None else url.port
             if "main" in names:
                 main = names["main"]
                 printed = io.StringIO()
@@ -164,9 +161,7 @@ async def test_block_runs_as_shown(
                     continue
                 if not parse_console(session.code):
                     continue
-                assert runner is not None, (
-                    f"{session.id}: a session after a block that serves no app"
-                )
+                assert url is not None, f"{session.id}: a session after a block that serves no app"
                 assert shutil.which("curl"), "curl is needed: `make sysdeps` installs it"
                 for command in parse_console(session.code):
                     out = await _run_command(command_for(command.command, port), tmp_path)
@@ -175,8 +170,5 @@ async def test_block_runs_as_shown(
                         + "\n".join(command.expected)
                         + f"\ngot:\n{out}"
                     )
-        finally:
-            if runner is not None:
-                await runner.cleanup()
     finally:
         sys.modules.pop("docs_example", None)
