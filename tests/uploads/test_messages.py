@@ -113,8 +113,7 @@ async def _parts(request: web.Request) -> web.Response:
 async def test_counted_message_round_trip(
     aiohttp_client: AiohttpClient, limits: dict[str, Any], body: Any, detail: str
 ) -> None:
-    app = upload_app(_form, ah.UploadLimits(**limits))
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(upload_app(_form, ah.UploadLimits(**limits)))
     resp = await client.post("/", data=body.data, headers=body.headers)
     assert resp.status == 413
     assert (await resp.json(content_type=None))["detail"] == detail

@@ -101,8 +101,9 @@ async def test_cancelled_read_removes_its_files(
             return web.json_response({"open": open_files(tmp_path)})
         raise AssertionError("the upload should not have finished")
 
-    app = upload_app(handler, ah.UploadLimits(spool_max_size=0, tmp_dir=tmp_path))
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(
+        upload_app(handler, ah.UploadLimits(spool_max_size=0, tmp_dir=tmp_path))
+    )
     body = multipart_body(BIG)
     resp = await client.post("/", data=body.stream(256 * 1024, delay=0.05), headers=body.headers)
     assert resp.status == 200
@@ -177,8 +178,7 @@ async def test_part_save_is_atomic(aiohttp_client: AiohttpClient, tmp_path: Path
             sizes[part.filename] = part.size
         return web.json_response(sizes)
 
-    app = upload_app(handler, ah.UploadLimits(max_file_size=1 << 20))
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(upload_app(handler, ah.UploadLimits(max_file_size=1 << 20)))
     small = os.urandom(5000)
     body = multipart_body(
         FormPart(name="a", data=small, filename="small.bin"),

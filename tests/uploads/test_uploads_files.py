@@ -42,8 +42,9 @@ async def test_read_form_spools_many_batches_whole_and_hashed(
         seen["saved"] = await upload.save(dest / "f.bin")
         return web.Response(text="ok")
 
-    app = upload_app(handler, ah.UploadLimits(spool_max_size=1000, tmp_dir=spool_dir))
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(
+        upload_app(handler, ah.UploadLimits(spool_max_size=1000, tmp_dir=spool_dir))
+    )
     body = multipart_body(FormPart(name="f", data=payload, filename="f.bin"))
     resp = await client.post("/", data=body.stream(piece), headers=body.headers)
     assert resp.status == 200
@@ -65,8 +66,7 @@ async def test_part_save_streams_many_batches_whole(
             await part.save(tmp_path / f"{part.name}.bin")
         return web.Response(text="ok")
 
-    app = upload_app(handler)
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(upload_app(handler))
     body = multipart_body(
         *[FormPart(name=f"p{i}", data=data, filename="x") for i, data in enumerate(payloads)]
     )

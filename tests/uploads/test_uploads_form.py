@@ -64,8 +64,7 @@ async def test_form_mapping_api(aiohttp_client: AiohttpClient) -> None:
             form.getall("nope")
         return web.Response(text="ok")
 
-    app = upload_app(handler)
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(upload_app(handler))
     body = multipart_body(
         ("title", "T"),
         ("tag", "x"),
@@ -110,8 +109,9 @@ async def test_spool_max_size(
             seen["opened"] = fh.read()
         return web.Response(text="ok")
 
-    app = upload_app(handler, ah.UploadLimits(spool_max_size=1024, tmp_dir=tmp_path))
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(
+        upload_app(handler, ah.UploadLimits(spool_max_size=1024, tmp_dir=tmp_path))
+    )
     payload = os.urandom(size)
     resp = await post_file(client, payload, "x.bin")
     assert resp.status == 200
@@ -150,8 +150,9 @@ async def test_save_moves_the_file_into_place(
         seen["copy"] = await upload.save(dest / "copy.bin")
         return web.Response(text="ok")
 
-    app = upload_app(handler, ah.UploadLimits(spool_max_size=1024, tmp_dir=spool))
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(
+        upload_app(handler, ah.UploadLimits(spool_max_size=1024, tmp_dir=spool))
+    )
     payload = os.urandom(size)
     resp = await post_file(client, payload, "../../etc/passwd")
     assert resp.status == 200
@@ -191,8 +192,9 @@ async def test_save_across_filesystems_copies(
             assert not upload.saved  # copied: the spooled file is still the package's
             return web.Response(text="ok")
 
-        app = upload_app(handler, ah.UploadLimits(spool_max_size=0, tmp_dir=spool))
-        client = await aiohttp_client(app)
+        client = await aiohttp_client(
+            upload_app(handler, ah.UploadLimits(spool_max_size=0, tmp_dir=spool))
+        )
         payload = os.urandom(300_000)
         resp = await post_file(client, payload, "k.bin")
         assert resp.status == 200
@@ -331,8 +333,7 @@ async def test_explicit_limits_win(aiohttp_client: AiohttpClient) -> None:
         form = await ah.read_form(request, limits=ah.UploadLimits(max_field_size=2))
         return web.Response(text=form["x"])
 
-    app = upload_app(handler)
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(upload_app(handler))
     body = multipart_body(("x", "abc"))
     resp = await client.post("/", data=body.data, headers=body.headers)
     assert resp.status == 413
@@ -521,8 +522,7 @@ async def test_saving_to_a_full_disk_is_507(
             monkeypatch.undo()
         raise AssertionError
 
-    app = upload_app(handler)
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(upload_app(handler))
     resp = await post_file(client, b"abc", "f.bin")
     assert resp.status == 507
     assert listing(dest) == []
@@ -567,8 +567,9 @@ async def test_slow_disk_and_cancellation(
 
     monkeypatch.setattr(os, "write", slow_write)
     monkeypatch.setattr(os, "pwritev", slow_pwritev)
-    app = upload_app(handler, ah.UploadLimits(spool_max_size=0, tmp_dir=tmp_path))
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(
+        upload_app(handler, ah.UploadLimits(spool_max_size=0, tmp_dir=tmp_path))
+    )
     body = multipart_body(FormPart(name="f", data=os.urandom(3 << 20), filename="f"))
     resp = await client.post("/", data=io.BytesIO(body.data), headers=body.headers)
     assert resp.status == 200

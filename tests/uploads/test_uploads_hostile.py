@@ -521,8 +521,7 @@ async def test_application_chosen_encoding_is_any_text_codec(
                     await part.form(encoding="klingon")
         return web.json_response(out)
 
-    app = upload_app(handler)
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(upload_app(handler))
     body = (
         b'--Bq\r\nContent-Disposition: form-data; name="t"\r\n\r\n'
         + "hé".encode("utf-16-le")

@@ -210,8 +210,7 @@ async def test_content_length_over_limit_is_refused_before_reading(
         ah.iter_parts(request)
         raise AssertionError
 
-    app = upload_app(handler, ah.UploadLimits(max_body_size=10))
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(upload_app(handler, ah.UploadLimits(max_body_size=10)))
     body = multipart_body(("x", "v"))
     resp = await client.post("/", data=body.data, headers=body.headers)
     assert resp.status == 413
@@ -399,8 +398,9 @@ async def test_idle_timeout_counts_only_waiting_for_the_client(
                 await asyncio.sleep(0.15)
         return web.json_response(total)
 
-    app = upload_app(handler, ah.UploadLimits(idle_timeout=0.1, chunk_size=1024))
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(
+        upload_app(handler, ah.UploadLimits(idle_timeout=0.1, chunk_size=1024))
+    )
     resp = await post_file(client, b"x" * 3000, "f")
     assert resp.status == 200
     assert await resp.json() == 3000

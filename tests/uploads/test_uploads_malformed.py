@@ -189,8 +189,7 @@ async def test_bad_json_part_is_400(aiohttp_client: AiohttpClient) -> None:
             values.append(await part.json())
         return web.json_response(values)
 
-    app = upload_app(handler)
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(upload_app(handler))
     body = multipart_body(("a", '{"ok": true}'), ("b", ""))
     resp = await client.post("/", data=body.data, headers=body.headers)
     assert await resp.json() == [{"ok": True}, None]

@@ -40,8 +40,7 @@ async def test_part_attributes(aiohttp_client: AiohttpClient) -> None:
             )
         return web.Response(text="ok")
 
-    app = upload_app(handler)
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(upload_app(handler))
     body = multipart_body(
         ("plain", "text"),
         FormPart(
@@ -201,8 +200,7 @@ async def test_nested_parts(aiohttp_client: AiohttpClient) -> None:
             [[x[0], x[1], [[f, d.decode()] for f, d in x[2]]] if len(x) == 3 else x for x in out]
         )
 
-    app = upload_app(handler)
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(upload_app(handler))
     body = multipart_body(
         ("title", "two files"),
         FormPart(
@@ -235,8 +233,7 @@ async def test_nested_files_in_read_form(aiohttp_client: AiohttpClient) -> None:
             }
         )
 
-    app = upload_app(handler)
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(upload_app(handler))
     body = multipart_body(
         FormPart(
             name="files",

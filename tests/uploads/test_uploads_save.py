@@ -279,8 +279,9 @@ async def test_across_filesystems(aiohttp_client: AiohttpClient, tmp_path: Path)
                 assert not upload.saved  # copied: the spooled file is still the form's
             return web.json_response(where.name)
 
-        app = upload_app(handler, ah.UploadLimits(spool_max_size=1024, tmp_dir=other))
-        client = await aiohttp_client(app)
+        client = await aiohttp_client(
+            upload_app(handler, ah.UploadLimits(spool_max_size=1024, tmp_dir=other))
+        )
         assert await _post(client, ("x", BIG)) == "taken (1).bin"
         assert (dest / "taken (1).bin").read_bytes() == BIG
         assert (dest / "taken.bin").read_bytes() == b"keep me"
