@@ -10,6 +10,7 @@ import io
 import os
 import stat
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,30 @@ async def test_form_mapping_api(aiohttp_client: AiohttpClient) -> None:
     }
 
 
+async def _post_and_see(
+    aiohttp_client: AiohttpClient,
+    spool: Path,
+    size: int,
+    filename: str,
+    see: Callable[[ah.UploadedFile, dict[str, Any]], Awaitable[None]],
+) -> tuple[bytes, dict[str, Any]]:
+    """POST ``size`` random bytes as file ``f`` (spooled to ``spool`` over 1 KiB) to a
+    handler that lets ``see`` note what the upload shows: the bytes and the notes."""
+    seen: dict[str, Any] = {}
+
+    async def handler(request: web.Request) -> web.Response:
+        form = await ah.read_form(request)
+        await see(form.files["f"], seen)
+        return web.Response(text="ok")
+
+    limits = ah.UploadLimits(spool_max_size=1024, tmp_dir=spool)
+    client = await aiohttp_client(upload_app(handler, limits))
+    payload = os.urandom(size)
+    resp = await post_file(client, payload, filename)
+    assert resp.status == 200
+    return payload, seen
+
+
 @pytest.mark.parametrize(
     ("size", "in_memory"),
     [
@@ -96,25 +121,16 @@ async def test_form_mapping_api(aiohttp_client: AiohttpClient) -> None:
 async def test_spool_max_size(
     aiohttp_client: AiohttpClient, tmp_path: Path, size: int, in_memory: bool
 ) -> None:
-    seen: dict[str, Any] = {}
 
-    async def handler(request: web.Request) -> web.Response:
-        form = await ah.read_form(request)
-        upload = form.files["f"]
+    async def see(upload: ah.UploadedFile, seen: dict[str, Any]) -> None:
         seen["in_memory"] = upload.in_memory
         seen["listing"] = listing(tmp_path)
         seen["path"] = upload.path
         seen["data"] = await upload.read()
         with upload.open() as fh:
             seen["opened"] = fh.read()
-        return web.Response(text="ok")
 
-    client = await aiohttp_client(
-        upload_app(handler, ah.UploadLimits(spool_max_size=1024, tmp_dir=tmp_path))
-    )
-    payload = os.urandom(size)
-    resp = await post_file(client, payload, "x.bin")
-    assert resp.status == 200
+    payload, seen = await _post_and_see(aiohttp_client, tmp_path, size, "x.bin", see)
     assert seen["in_memory"] is in_memory
     assert seen["data"] == payload
     assert seen["opened"] == payload
@@ -136,11 +152,8 @@ async def test_save_moves_the_file_into_place(
     dest = tmp_path / "dest"
     spool.mkdir()
     dest.mkdir()
-    seen: dict[str, Any] = {}
 
-    async def handler(request: web.Request) -> web.Response:
-        form = await ah.read_form(request)
-        upload = form.files["f"]
+    async def see(upload: ah.UploadedFile, seen: dict[str, Any]) -> None:
         where = await upload.save(dest)
         seen["where"] = where
         seen["saved"] = upload.saved
@@ -148,14 +161,8 @@ async def test_save_moves_the_file_into_place(
         seen["again"] = await upload.read()
         # A second save copies the kept file; it does not move it away.
         seen["copy"] = await upload.save(dest / "copy.bin")
-        return web.Response(text="ok")
 
-    client = await aiohttp_client(
-        upload_app(handler, ah.UploadLimits(spool_max_size=1024, tmp_dir=spool))
-    )
-    payload = os.urandom(size)
-    resp = await post_file(client, payload, "../../etc/passwd")
-    assert resp.status == 200
+    payload, seen = await _post_and_see(aiohttp_client, spool, size, "../../etc/passwd", see)
     assert seen["where"] == dest / "passwd"
     assert (dest / "passwd").read_bytes() == payload
     assert (dest / "copy.bin").read_bytes() == payload
