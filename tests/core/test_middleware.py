@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -15,6 +16,8 @@ from aiohttp_helpers import errors
 from aiohttp_helpers.keys import REQUEST_SCOPE_KEY
 from aiohttp_helpers.scope import request_scope
 from tests.support.apps import Serve, helped_app
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 ERRORS: list[tuple[str, errors.HelpersError]] = [
     ("body", errors.BodyTooLarge(100)),
@@ -34,6 +37,14 @@ ERRORS: list[tuple[str, errors.HelpersError]] = [
     ("idle", errors.UploadIdleTimeout(2.5)),
     ("storage", errors.InsufficientStorage("no room left to store the upload")),
 ]
+
+
+def _one_route(handler: Handler, method: str = "GET") -> web.Application:
+    """An app with the helpers set up and ``handler`` at ``/``."""
+    app = web.Application()
+    ah.setup(app)
+    app.router.add_route(method, "/", handler)
+    return app
 
 
 def _app() -> web.Application:
@@ -131,10 +142,7 @@ async def test_unexpected_exceptions_are_left_to_aiohttp(
     async def boom(request: web.Request) -> web.Response:
         raise RuntimeError("secret /srv/app/settings.py details")
 
-    app = web.Application()
-    ah.setup(app)
-    app.router.add_get("/", boom)
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(_one_route(boom))
     with caplog.at_level(logging.ERROR, logger="aiohttp.server"):
         resp = await client.get("/")
     assert resp.status == 500
@@ -148,10 +156,7 @@ async def test_http_exceptions_pass_through(aiohttp_client: AiohttpClient) -> No
     async def missing(request: web.Request) -> web.Response:
         raise web.HTTPNotFound(text="nope")
 
-    app = web.Application()
-    ah.setup(app)
-    app.router.add_get("/", missing)
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(_one_route(missing))
     resp = await client.get("/")
     assert resp.status == 404
     assert await resp.text() == "nope"
@@ -182,10 +187,7 @@ async def test_request_scope_runs_cleanups_after_the_request(aiohttp_client: Aio
         assert not ran
         return web.Response(text="ok")
 
-    app = web.Application()
-    ah.setup(app)
-    app.router.add_get("/", handler)
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(_one_route(handler))
     resp = await client.get("/")
     assert resp.status == 200
     assert ran == ["async", "failing", "sync"]
@@ -198,10 +200,7 @@ async def test_scope_is_closed_after_the_request(aiohttp_client: AiohttpClient) 
         kept["scope"] = request[REQUEST_SCOPE_KEY]
         return web.Response(text="ok")
 
-    app = web.Application()
-    ah.setup(app)
-    app.router.add_get("/", handler)
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(_one_route(handler))
     assert (await client.get("/")).status == 200
     scope = kept["scope"]
     assert scope.closed
@@ -227,10 +226,7 @@ async def test_client_disconnect_is_not_an_error(
         await request.read()
         return web.Response(text="read it all")
 
-    app = web.Application()
-    ah.setup(app)
-    app.router.add_post("/", slow_upload)
-    url = await serve(app, handler_cancellation=cancellation)
+    url = await serve(_one_route(slow_upload, "POST"), handler_cancellation=cancellation)
     reader, writer = await asyncio.open_connection(url.host, url.port)
     writer.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n" + b"x" * 1000)
     await writer.drain()

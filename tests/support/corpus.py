@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import functools
 import gzip
 import hashlib
@@ -27,6 +26,7 @@ from yarl import URL
 
 import aiohttp_helpers as ah
 from aiohttp_helpers.keys import UPLOAD_LIMITS_KEY
+from tests.support.raw_http import read_answer, sending
 from tests.support.uploads import listing
 
 __all__ = [
@@ -138,10 +138,10 @@ def gzip_members(count: int) -> bytes:
     return gzip.compress(b"ab", 1, mtime=0) * count
 
 
-def _charset_part(label: str, data: bytes) -> bytes:
+def _charset_part(label: str, data: bytes, name: str = "c") -> bytes:
     return (
         part(
-            'Content-Disposition: form-data; name="c"',
+            f'Content-Disposition: form-data; name="{name}"',
             f"Content-Type: text/plain; charset={label}",
             data=data,
         )
@@ -168,6 +168,24 @@ HOSTILE_CHARSETS: list[tuple[str, bytes, str]] = [
     ("x-user-defined", b"\x80", "not a form encoding"),
     ("iso-2022-kr", b"\x1b$)C", "the standard's 'replacement' encoding"),
     ("utf8\u212a", b"x", "a label that only lowercases to a listed one"),
+]
+
+#: Python codecs that are no form charset, each with its own reason: id, source, label, data.
+PYTHON_ONLY_CODECS: list[tuple[str, str, str, bytes]] = [
+    (
+        "charset-undefined",
+        "a text field in Python's 'undefined' codec, which fails on any input: not a form "
+        "charset (WHATWG Encoding Standard), refused before any lookup",
+        "undefined",
+        b"text",
+    ),
+    (
+        "charset-idna",
+        "a text field in the idna codec, with a label it cannot decode: not a form charset",
+        "idna",
+        b"xn--" + b"a" * 70,
+    ),
+    ("charset-not-text", "a 'charset' that is a bytes-to-bytes codec (rot13)", "rot13", b"v"),
 ]
 
 
@@ -241,6 +259,53 @@ def _file_data(data: bytes) -> Check:
         assert upload["sha256"] == hashlib.sha256(data).hexdigest()
 
     return check
+
+
+def _named_file(filename: str) -> bytes:
+    return file(filename) + close()
+
+
+#: Filenames that must be saved inside the destination under a safe name: id, source,
+#: filename, the safe name.
+UNSAFE_FILENAMES: list[tuple[str, str, str, str]] = [
+    (
+        "traversal-dotdot",
+        "Django CVE-2021-31542 (directory traversal through uploaded file names)",
+        "../../etc/passwd",
+        "passwd",
+    ),
+    (
+        "traversal-backslashes",
+        "Django CVE-2021-31542, with Windows separators",
+        "..\\..\\windows\\win.ini",
+        "win.ini",
+    ),
+    (
+        "traversal-four-dots",
+        "Django CVE-2021-28658: '....//' survives naive removal of '../'",
+        "....//....//etc/passwd",
+        "passwd",
+    ),
+    ("absolute-path", "an absolute path as the filename", "/etc/cron.d/job", "job"),
+    (
+        "hidden-file",
+        "a dotfile that would configure the upload directory (.htaccess)",
+        ".htaccess",
+        "htaccess",
+    ),
+    (
+        "windows-device-name",
+        "a Windows device name (CON) that would not be a file at all",
+        "CON",
+        "_CON",
+    ),
+    (
+        "right-to-left-override",
+        "a right-to-left override that shows 'gpj.exe' as 'exe.jpg'",
+        "photo\u202egpj.exe",
+        "photogpj.exe",
+    ),
+]
 
 
 LOOKALIKES = b"\r\n--Bqx\r\n--Bq-\n--Bq \tz" * (1 * MiB // 22)
@@ -611,51 +676,17 @@ CORPUS: list[Case] = [
         415,
         "unsupported-encoding",
     ),
-    Case(
-        "charset-undefined",
-        "a text field in Python's 'undefined' codec, which fails on any input: not a form "
-        "charset (WHATWG Encoding Standard), refused before any lookup",
-        lambda: (
-            part(
-                'Content-Disposition: form-data; name="a"',
-                "Content-Type: text/plain; charset=undefined",
-                data=b"text",
-            )
-            + close()
-        ),
-        415,
-        "unsupported-encoding",
-        routes=("read_form",),
-    ),
-    Case(
-        "charset-idna",
-        "a text field in the idna codec, with a label it cannot decode: not a form charset",
-        lambda: (
-            part(
-                'Content-Disposition: form-data; name="a"',
-                "Content-Type: text/plain; charset=idna",
-                data=b"xn--" + b"a" * 70,
-            )
-            + close()
-        ),
-        415,
-        "unsupported-encoding",
-        routes=("read_form",),
-    ),
-    Case(
-        "charset-not-text",
-        "a 'charset' that is a bytes-to-bytes codec (rot13)",
-        lambda: (
-            part(
-                'Content-Disposition: form-data; name="a"',
-                "Content-Type: text/plain; charset=rot13",
-            )
-            + close()
-        ),
-        415,
-        "unsupported-encoding",
-        routes=("read_form",),
-    ),
+    *[
+        Case(
+            case_id,
+            source,
+            functools.partial(_charset_part, label, data, "a"),
+            415,
+            "unsupported-encoding",
+            routes=("read_form",),
+        )
+        for case_id, source, label, data in PYTHON_ONLY_CODECS
+    ],
     Case(
         "urlencoded-charset-idna",
         "a urlencoded form in the idna codec with a percent-escape it cannot decode: not a "
@@ -667,20 +698,16 @@ CORPUS: list[Case] = [
         routes=("read_form",),
     ),
     # -- filenames --
-    Case(
-        "traversal-dotdot",
-        "Django CVE-2021-31542 (directory traversal through uploaded file names)",
-        lambda: file("../../etc/passwd") + close(),
-        200,
-        check=_saved_inside("passwd"),
-    ),
-    Case(
-        "traversal-backslashes",
-        "Django CVE-2021-31542, with Windows separators",
-        lambda: file("..\\..\\windows\\win.ini") + close(),
-        200,
-        check=_saved_inside("win.ini"),
-    ),
+    *[
+        Case(
+            case_id,
+            source,
+            functools.partial(_named_file, filename),
+            200,
+            check=_saved_inside(saved),
+        )
+        for case_id, source, filename, saved in UNSAFE_FILENAMES
+    ],
     Case(
         "traversal-percent-encoded",
         "aiohttp's own reader decodes filename*=UTF-8''%2e%2e%2f... to ../ (design notes)",
@@ -694,20 +721,6 @@ CORPUS: list[Case] = [
         ),
         200,
         check=_saved_inside("passwd"),
-    ),
-    Case(
-        "traversal-four-dots",
-        "Django CVE-2021-28658: '....//' survives naive removal of '../'",
-        lambda: file("....//....//etc/passwd") + close(),
-        200,
-        check=_saved_inside("passwd"),
-    ),
-    Case(
-        "absolute-path",
-        "an absolute path as the filename",
-        lambda: file("/etc/cron.d/job") + close(),
-        200,
-        check=_saved_inside("job"),
     ),
     Case(
         "nul-in-encoded-filename",
@@ -730,27 +743,6 @@ CORPUS: list[Case] = [
         ),
         400,
         "malformed-multipart",
-    ),
-    Case(
-        "hidden-file",
-        "a dotfile that would configure the upload directory (.htaccess)",
-        lambda: file(".htaccess") + close(),
-        200,
-        check=_saved_inside("htaccess"),
-    ),
-    Case(
-        "windows-device-name",
-        "a Windows device name (CON) that would not be a file at all",
-        lambda: file("CON") + close(),
-        200,
-        check=_saved_inside("_CON"),
-    ),
-    Case(
-        "right-to-left-override",
-        "a right-to-left override that shows 'gpj.exe' as 'exe.jpg'",
-        lambda: file("photo\u202egpj.exe") + close(),
-        200,
-        check=_saved_inside("photogpj.exe"),
     ),
     # -- the wire --
     Case(
@@ -971,15 +963,7 @@ class Answer:
 
 
 async def _read_answer(reader: asyncio.StreamReader) -> Answer:
-    head = await reader.readuntil(b"\r\n\r\n")
-    status_line, *lines = head.decode("latin-1").split("\r\n")
-    headers = {}
-    for line in lines:
-        if line:
-            key, _, value = line.partition(":")
-            headers[key.strip().lower()] = value.strip()
-    body = await reader.readexactly(int(headers.get("content-length", "0")))
-    return Answer(int(status_line.split()[1]), headers, body)
+    return Answer(*await read_answer(reader))
 
 
 async def _send(writer: asyncio.StreamWriter, case: Case, path: str, body: bytes) -> None:
@@ -1037,16 +1021,8 @@ async def exchange(url: URL, case: Case, path: str, body: bytes) -> list[Answer]
     assert url.host is not None
     assert url.port is not None
     reader, writer = await asyncio.open_connection(url.host, url.port)
-    sending = asyncio.create_task(_send(writer, case, path, body))
-    try:
-        async with asyncio.timeout(30):
-            return [await _read_answer(reader) for _ in range(case.answers)]
-    finally:
-        sending.cancel()
-        await asyncio.wait([sending])
-        writer.close()
-        with contextlib.suppress(ConnectionError):
-            await writer.wait_closed()
+    async with sending(writer, _send(writer, case, path, body)), asyncio.timeout(30):
+        return [await _read_answer(reader) for _ in range(case.answers)]
 
 
 async def ping_until(url: URL, stop: asyncio.Event) -> list[float]:

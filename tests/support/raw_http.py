@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["BOUNDARY", "Answer", "form_body", "read_answer", "slow_upload"]
+__all__ = ["BOUNDARY", "Answer", "form_body", "read_answer", "sending", "slow_upload"]
 
 #: The multipart boundary of :func:`form_body`.
 BOUNDARY = "ah-slow-upload"
@@ -43,6 +45,23 @@ async def read_answer(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]
     return int(status_line.split()[1]), headers, body
 
 
+@contextlib.asynccontextmanager
+async def sending(
+    writer: asyncio.StreamWriter, send: Coroutine[Any, Any, None]
+) -> AsyncIterator[None]:
+    """Run ``send`` (what writes the request) as a task while the block reads the answer;
+    then stop it and close ``writer``."""
+    task = asyncio.create_task(send)
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+
 async def slow_upload(
     port: int, payload: bytes, *, pieces: int, pause: float, started: asyncio.Event
 ) -> Answer:
@@ -68,15 +87,7 @@ async def slow_upload(
                 sent[0] = True
             await asyncio.sleep(pause)
 
-    sender = asyncio.create_task(send())
-    try:
-        async with asyncio.timeout(30):
-            status, headers, answer = await read_answer(reader)
+    async with sending(writer, send()), asyncio.timeout(30):
+        status, headers, answer = await read_answer(reader)
         sent_all = sent[0]
-    finally:
-        sender.cancel()
-        await asyncio.gather(sender, return_exceptions=True)
-        writer.close()
-        with contextlib.suppress(ConnectionError):
-            await writer.wait_closed()
     return Answer(status, headers, answer, sent_all)

@@ -5,24 +5,31 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
+from aiohttp import ClientResponse, web
 from aiohttp.base_protocol import BaseProtocol
 from aiohttp.streams import StreamReader
-from aiohttp.test_utils import make_mocked_request
+from aiohttp.test_utils import TestClient, make_mocked_request
 
 import aiohttp_helpers as ah
+from aiohttp_helpers.testing import FormPart, multipart_body
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 __all__ = [
     "describe_form",
     "form_app",
+    "get_app",
     "in_process_request",
     "listing",
     "open_fds",
     "open_files",
     "parts_app",
+    "post_file",
+    "upload_app",
 ]
 
 
@@ -45,6 +52,34 @@ async def describe_form(form: ah.Form) -> dict[str, Any]:
         "fields": [[k, v] for k, v in form.fields.items()],
         "files": [describe_file(f, await f.read()) for f in form.files.values()],
     }
+
+
+def get_app(handler: Handler, **others: Handler) -> web.Application:
+    """``handler`` at ``GET /``, and each of ``others`` at ``GET /<its name>`` (no setup)."""
+    app = web.Application()
+    app.router.add_get("/", handler)
+    for name, other in others.items():
+        app.router.add_get(f"/{name}", other)
+    return app
+
+
+def upload_app(
+    handler: Handler,
+    limits: ah.UploadLimits | None = None,
+) -> web.Application:
+    """``handler`` at ``POST /`` of an app with the helpers set up (with ``limits``)."""
+    app = web.Application()
+    ah.setup(app, limits=limits)
+    app.router.add_post("/", handler)
+    return app
+
+
+async def post_file(
+    client: TestClient[Any, Any], data: bytes, filename: str, path: str = "/"
+) -> ClientResponse:
+    """POST a form of one file, field ``f``, that holds ``data``, to ``path``: the answer."""
+    body = multipart_body(FormPart(name="f", data=data, filename=filename))
+    return await client.post(path, data=body.data, headers=body.headers)
 
 
 def form_app(limits: ah.UploadLimits | None = None, *, with_setup: bool = True) -> web.Application:

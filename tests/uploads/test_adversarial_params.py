@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote
 
 import pytest
+from aiohttp import web
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pytest_aiohttp import AiohttpClient
@@ -70,25 +72,31 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("key", [pytest.param(k, id=k) for k in CASES])
+EACH_CASE = pytest.mark.parametrize("key", [pytest.param(k, id=k) for k in CASES])
+
+
+async def _post_part(
+    aiohttp_client: AiohttpClient, app: web.Application, path: str, header: bytes
+) -> Any:
+    """POST one part with the raw ``header`` and data ``x`` to ``path`` of ``app``: the JSON."""
+    body = multipart_body(FormPart(raw_headers=header, data=b"x"), boundary="bnd")
+    client = await aiohttp_client(app)
+    resp = await client.post(path, data=body.data, headers=body.headers)
+    assert resp.status == 200, await resp.text()
+    return await resp.json()
+
+
+@EACH_CASE
 async def test_parts_see_one_meaning(aiohttp_client: AiohttpClient, key: str) -> None:
     header, (name, raw, safe) = CASES[key]
-    body = multipart_body(FormPart(raw_headers=header, data=b"x"), boundary="bnd")
-    client = await aiohttp_client(parts_app())
-    resp = await client.post("/parts", data=body.data, headers=body.headers)
-    assert resp.status == 200, await resp.text()
-    [part] = await resp.json()
+    [part] = await _post_part(aiohttp_client, parts_app(), "/parts", header)
     assert (part["name"], part["raw_filename"], part["filename"]) == (name, raw, safe)
 
 
-@pytest.mark.parametrize("key", [pytest.param(k, id=k) for k in CASES])
+@EACH_CASE
 async def test_forms_see_one_meaning(aiohttp_client: AiohttpClient, key: str) -> None:
     header, (name, raw, safe) = CASES[key]
-    body = multipart_body(FormPart(raw_headers=header, data=b"x"), boundary="bnd")
-    client = await aiohttp_client(form_app())
-    resp = await client.post("/form", data=body.data, headers=body.headers)
-    assert resp.status == 200, await resp.text()
-    doc = await resp.json()
+    doc = await _post_part(aiohttp_client, form_app(), "/form", header)
     if raw is None:
         assert doc == {"fields": [[name, "x"]], "files": []}
     else:

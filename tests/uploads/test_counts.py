@@ -12,14 +12,13 @@ from pytest_aiohttp import AiohttpClient
 import aiohttp_helpers as ah
 from aiohttp_helpers.testing import FormPart, MultipartBody, multipart_body
 from aiohttp_helpers.uploads.counts import Counts, check_declared_length
+from tests.support.uploads import upload_app
 
 URLENCODED = "application/x-www-form-urlencoded"
 
 
 def _app(handler: Any, limits: ah.UploadLimits) -> web.Application:
-    app = web.Application()
-    ah.setup(app, limits=limits)
-    app.router.add_post("/", handler)
+    app = upload_app(handler, limits)
     return app
 
 

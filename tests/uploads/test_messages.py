@@ -10,6 +10,7 @@ from pytest_aiohttp import AiohttpClient
 
 import aiohttp_helpers as ah
 from aiohttp_helpers.testing import FormPart, multipart_body
+from tests.support.uploads import upload_app
 
 
 @pytest.mark.parametrize(
@@ -112,10 +113,7 @@ async def _parts(request: web.Request) -> web.Response:
 async def test_counted_message_round_trip(
     aiohttp_client: AiohttpClient, limits: dict[str, Any], body: Any, detail: str
 ) -> None:
-    app = web.Application()
-    ah.setup(app, limits=ah.UploadLimits(**limits))
-    app.router.add_post("/", _form)
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(upload_app(_form, ah.UploadLimits(**limits)))
     resp = await client.post("/", data=body.data, headers=body.headers)
     assert resp.status == 413
     assert (await resp.json(content_type=None))["detail"] == detail

@@ -36,6 +36,8 @@ from yarl import URL
 
 import aiohttp_helpers as ah
 from aiohttp_helpers.uploads.headers import _quoted_string as quoted_string
+from tests.support.apps import serving
+from tests.support.uploads import upload_app
 
 B = b"Bq"
 INNER = b"Cq"
@@ -495,25 +497,16 @@ def test_hostile_input_over_http_never_500(body: bytes, limits: ah.UploadLimits)
                 async with await ah.read_form(request) as got:
                     return web.json_response({"fields": len(got.fields), "files": len(got.files)})
 
-            app = web.Application()
-            ah.setup(app, limits=limits.replace(tmp_dir=tmp))
-            app.router.add_post("/", form)
-            runner = web.AppRunner(app)
-            await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            port = runner.addresses[0][1]
-            try:
+            async with serving() as serve:
+                url = await serve(upload_app(form, limits.replace(tmp_dir=tmp)))
                 async with (
                     aiohttp.ClientSession() as session,
-                    session.post(f"http://127.0.0.1:{port}/", data=body, headers=HEADERS) as resp,
+                    session.post(url, data=body, headers=HEADERS) as resp,
                 ):
                     assert resp.status in (200, 400, 413, 415), await resp.text()
                     if resp.status != 200:
                         doc = await resp.json(content_type=None)
                         assert doc["status"] == resp.status
-            finally:
-                await runner.cleanup()
             assert os.listdir(tmp) == []
 
     asyncio.run(check())

@@ -12,7 +12,7 @@ from pytest_aiohttp import AiohttpClient
 
 import aiohttp_helpers as ah
 from aiohttp_helpers.testing import FormPart, multipart_body
-from tests.support.uploads import form_app
+from tests.support.uploads import form_app, post_file
 
 
 def test_a_missing_tmp_dir_is_refused_at_once(tmp_path: Path) -> None:
@@ -47,14 +47,13 @@ async def test_a_spool_directory_lost_after_start_is_507(
     spool = tmp_path / "spool"
     spool.mkdir()
     client = await aiohttp_client(form_app(ah.UploadLimits(spool_max_size=16, tmp_dir=spool)))
-    body = multipart_body(FormPart(name="f", data=b"x" * 1000, filename="a.bin"))
-    resp = await client.post("/form", data=body.data, headers=body.headers)
+    resp = await post_file(client, b"x" * 1000, "a.bin", "/form")
     assert resp.status == 200
     shutil.rmtree(spool)
     if kind == "replaced-by-a-file":
         spool.write_bytes(b"")
     with caplog.at_level(logging.ERROR, logger="aiohttp_helpers"):
-        resp = await client.post("/form", data=body.data, headers=body.headers)
+        resp = await post_file(client, b"x" * 1000, "a.bin", "/form")
         assert resp.status == 507
         doc = await resp.json(content_type="application/problem+json")
     assert doc["type"] == "urn:aiohttp-helpers:problem:insufficient-storage"

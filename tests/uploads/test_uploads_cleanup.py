@@ -20,7 +20,7 @@ import aiohttp_helpers as ah
 from aiohttp_helpers.testing import FormPart, multipart_body
 from tests.support.apps import Serve
 from tests.support.net import until
-from tests.support.uploads import listing, open_fds, open_files
+from tests.support.uploads import listing, open_fds, open_files, upload_app
 
 BIG = FormPart(name="f", data=os.urandom(3 << 20), filename="big.bin")
 
@@ -34,9 +34,7 @@ def _app(tmp_path: Path, seen: list[BaseException]) -> web.Application:
             raise
         return web.Response(text="complete")
 
-    app = web.Application()
-    ah.setup(app, limits=ah.UploadLimits(spool_max_size=0, tmp_dir=tmp_path))
-    app.router.add_post("/", handler)
+    app = upload_app(handler, ah.UploadLimits(spool_max_size=0, tmp_dir=tmp_path))
     return app
 
 
@@ -103,10 +101,9 @@ async def test_cancelled_read_removes_its_files(
             return web.json_response({"open": open_files(tmp_path)})
         raise AssertionError("the upload should not have finished")
 
-    app = web.Application()
-    ah.setup(app, limits=ah.UploadLimits(spool_max_size=0, tmp_dir=tmp_path))
-    app.router.add_post("/", handler)
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(
+        upload_app(handler, ah.UploadLimits(spool_max_size=0, tmp_dir=tmp_path))
+    )
     body = multipart_body(BIG)
     resp = await client.post("/", data=body.stream(256 * 1024, delay=0.05), headers=body.headers)
     assert resp.status == 200
@@ -181,10 +178,7 @@ async def test_part_save_is_atomic(aiohttp_client: AiohttpClient, tmp_path: Path
             sizes[part.filename] = part.size
         return web.json_response(sizes)
 
-    app = web.Application()
-    ah.setup(app, limits=ah.UploadLimits(max_file_size=1 << 20))
-    app.router.add_post("/", handler)
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(upload_app(handler, ah.UploadLimits(max_file_size=1 << 20)))
     small = os.urandom(5000)
     body = multipart_body(
         FormPart(name="a", data=small, filename="small.bin"),

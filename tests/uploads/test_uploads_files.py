@@ -15,7 +15,7 @@ import aiohttp_helpers as ah
 from aiohttp_helpers.testing import FormPart, multipart_body
 from aiohttp_helpers.uploads.spool import WRITE_BATCH, Spool
 from tests.support.net import until
-from tests.support.uploads import listing, open_files
+from tests.support.uploads import listing, open_files, upload_app
 
 # Several batches, and an odd tail, so that batches overlap in flight.
 SIZE = 5 * WRITE_BATCH + 12_345
@@ -42,10 +42,9 @@ async def test_read_form_spools_many_batches_whole_and_hashed(
         seen["saved"] = await upload.save(dest / "f.bin")
         return web.Response(text="ok")
 
-    app = web.Application()
-    ah.setup(app, limits=ah.UploadLimits(spool_max_size=1000, tmp_dir=spool_dir))
-    app.router.add_post("/", handler)
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(
+        upload_app(handler, ah.UploadLimits(spool_max_size=1000, tmp_dir=spool_dir))
+    )
     body = multipart_body(FormPart(name="f", data=payload, filename="f.bin"))
     resp = await client.post("/", data=body.stream(piece), headers=body.headers)
     assert resp.status == 200
@@ -67,10 +66,7 @@ async def test_part_save_streams_many_batches_whole(
             await part.save(tmp_path / f"{part.name}.bin")
         return web.Response(text="ok")
 
-    app = web.Application()
-    ah.setup(app)
-    app.router.add_post("/", handler)
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(upload_app(handler))
     body = multipart_body(
         *[FormPart(name=f"p{i}", data=data, filename="x") for i, data in enumerate(payloads)]
     )

@@ -10,6 +10,7 @@ import io
 import os
 import stat
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from pytest_aiohttp import AiohttpClient
 
 import aiohttp_helpers as ah
 from aiohttp_helpers.testing import FormPart, multipart_body
-from tests.support.uploads import describe_form, form_app, listing
+from tests.support.uploads import describe_form, form_app, listing, post_file, upload_app
 
 
 async def test_fields_and_files_from_aiohttp_client(aiohttp_client: AiohttpClient) -> None:
@@ -64,10 +65,7 @@ async def test_form_mapping_api(aiohttp_client: AiohttpClient) -> None:
             form.getall("nope")
         return web.Response(text="ok")
 
-    app = web.Application()
-    ah.setup(app)
-    app.router.add_post("/", handler)
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(upload_app(handler))
     body = multipart_body(
         ("title", "T"),
         ("tag", "x"),
@@ -88,6 +86,30 @@ async def test_form_mapping_api(aiohttp_client: AiohttpClient) -> None:
     }
 
 
+async def _post_and_see(
+    aiohttp_client: AiohttpClient,
+    spool: Path,
+    size: int,
+    filename: str,
+    see: Callable[[ah.UploadedFile, dict[str, Any]], Awaitable[None]],
+) -> tuple[bytes, dict[str, Any]]:
+    """POST ``size`` random bytes as file ``f`` (spooled to ``spool`` over 1 KiB) to a
+    handler that lets ``see`` note what the upload shows: the bytes and the notes."""
+    seen: dict[str, Any] = {}
+
+    async def handler(request: web.Request) -> web.Response:
+        form = await ah.read_form(request)
+        await see(form.files["f"], seen)
+        return web.Response(text="ok")
+
+    limits = ah.UploadLimits(spool_max_size=1024, tmp_dir=spool)
+    client = await aiohttp_client(upload_app(handler, limits))
+    payload = os.urandom(size)
+    resp = await post_file(client, payload, filename)
+    assert resp.status == 200
+    return payload, seen
+
+
 @pytest.mark.parametrize(
     ("size", "in_memory"),
     [
@@ -99,27 +121,16 @@ async def test_form_mapping_api(aiohttp_client: AiohttpClient) -> None:
 async def test_spool_max_size(
     aiohttp_client: AiohttpClient, tmp_path: Path, size: int, in_memory: bool
 ) -> None:
-    seen: dict[str, Any] = {}
 
-    async def handler(request: web.Request) -> web.Response:
-        form = await ah.read_form(request)
-        upload = form.files["f"]
+    async def see(upload: ah.UploadedFile, seen: dict[str, Any]) -> None:
         seen["in_memory"] = upload.in_memory
         seen["listing"] = listing(tmp_path)
         seen["path"] = upload.path
         seen["data"] = await upload.read()
         with upload.open() as fh:
             seen["opened"] = fh.read()
-        return web.Response(text="ok")
 
-    app = web.Application()
-    ah.setup(app, limits=ah.UploadLimits(spool_max_size=1024, tmp_dir=tmp_path))
-    app.router.add_post("/", handler)
-    client = await aiohttp_client(app)
-    payload = os.urandom(size)
-    body = multipart_body(FormPart(name="f", data=payload, filename="x.bin"))
-    resp = await client.post("/", data=body.data, headers=body.headers)
-    assert resp.status == 200
+    payload, seen = await _post_and_see(aiohttp_client, tmp_path, size, "x.bin", see)
     assert seen["in_memory"] is in_memory
     assert seen["data"] == payload
     assert seen["opened"] == payload
@@ -141,11 +152,8 @@ async def test_save_moves_the_file_into_place(
     dest = tmp_path / "dest"
     spool.mkdir()
     dest.mkdir()
-    seen: dict[str, Any] = {}
 
-    async def handler(request: web.Request) -> web.Response:
-        form = await ah.read_form(request)
-        upload = form.files["f"]
+    async def see(upload: ah.UploadedFile, seen: dict[str, Any]) -> None:
         where = await upload.save(dest)
         seen["where"] = where
         seen["saved"] = upload.saved
@@ -153,16 +161,8 @@ async def test_save_moves_the_file_into_place(
         seen["again"] = await upload.read()
         # A second save copies the kept file; it does not move it away.
         seen["copy"] = await upload.save(dest / "copy.bin")
-        return web.Response(text="ok")
 
-    app = web.Application()
-    ah.setup(app, limits=ah.UploadLimits(spool_max_size=1024, tmp_dir=spool))
-    app.router.add_post("/", handler)
-    client = await aiohttp_client(app)
-    payload = os.urandom(size)
-    body = multipart_body(FormPart(name="f", data=payload, filename="../../etc/passwd"))
-    resp = await client.post("/", data=body.data, headers=body.headers)
-    assert resp.status == 200
+    payload, seen = await _post_and_see(aiohttp_client, spool, size, "../../etc/passwd", see)
     assert seen["where"] == dest / "passwd"
     assert (dest / "passwd").read_bytes() == payload
     assert (dest / "copy.bin").read_bytes() == payload
@@ -199,13 +199,11 @@ async def test_save_across_filesystems_copies(
             assert not upload.saved  # copied: the spooled file is still the package's
             return web.Response(text="ok")
 
-        app = web.Application()
-        ah.setup(app, limits=ah.UploadLimits(spool_max_size=0, tmp_dir=spool))
-        app.router.add_post("/", handler)
-        client = await aiohttp_client(app)
+        client = await aiohttp_client(
+            upload_app(handler, ah.UploadLimits(spool_max_size=0, tmp_dir=spool))
+        )
         payload = os.urandom(300_000)
-        body = multipart_body(FormPart(name="f", data=payload, filename="k.bin"))
-        resp = await client.post("/", data=body.data, headers=body.headers)
+        resp = await post_file(client, payload, "k.bin")
         assert resp.status == 200
         assert (tmp_path / "kept.bin").read_bytes() == payload
         assert listing(spool) == []
@@ -257,12 +255,11 @@ async def test_without_setup_files_go_when_the_form_goes(
     app.router.add_post("/", ah.upload_limits(limits)(handler))
     app.router.add_post("/close", ah.upload_limits(limits)(closing))
     client = await aiohttp_client(app)
-    body = multipart_body(FormPart(name="f", data=b"abc", filename="f.txt"))
-    resp = await client.post("/", data=body.data, headers=body.headers)
+    resp = await post_file(client, b"abc", "f.txt")
     assert resp.status == 200
     assert len(seen["during"]) == 1
     assert listing(tmp_path) == []
-    resp = await client.post("/close", data=body.data, headers=body.headers)
+    resp = await post_file(client, b"abc", "f.txt", "/close")
     assert resp.status == 200
     assert len(seen["before_close"]) == 1
     assert seen["after_close"] == []
@@ -323,18 +320,18 @@ async def test_route_and_subapp_limits(aiohttp_client: AiohttpClient) -> None:
         resp = await client.post(path, data=body.data, headers=body.headers)
         return resp.status
 
-    assert await status("/plain", 10) == 200
-    assert await status("/plain", 11) == 413
-    assert await status("/small", 5) == 200
-    assert await status("/small", 6) == 413
-    assert await status("/large", 100) == 200
-    assert await status("/large", 101) == 413
-    assert await status("/view", 3) == 200
-    assert await status("/view", 4) == 413
-    assert await status("/sub/plain", 20) == 200
-    assert await status("/sub/plain", 21) == 413
-    assert await status("/sub/small", 5) == 200
-    assert await status("/sub/small", 6) == 413
+    # Each route's max_field_size: a field of that size passes, one byte more is refused.
+    limits = {
+        "/plain": 10,
+        "/small": 5,
+        "/large": 100,
+        "/view": 3,
+        "/sub/plain": 20,
+        "/sub/small": 5,
+    }
+    for path, limit in limits.items():
+        assert await status(path, limit) == 200, path
+        assert await status(path, limit + 1) == 413, path
 
 
 async def test_explicit_limits_win(aiohttp_client: AiohttpClient) -> None:
@@ -343,10 +340,7 @@ async def test_explicit_limits_win(aiohttp_client: AiohttpClient) -> None:
         form = await ah.read_form(request, limits=ah.UploadLimits(max_field_size=2))
         return web.Response(text=form["x"])
 
-    app = web.Application()
-    ah.setup(app)
-    app.router.add_post("/", handler)
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(upload_app(handler))
     body = multipart_body(("x", "abc"))
     resp = await client.post("/", data=body.data, headers=body.headers)
     assert resp.status == 413
@@ -535,12 +529,8 @@ async def test_saving_to_a_full_disk_is_507(
             monkeypatch.undo()
         raise AssertionError
 
-    app = web.Application()
-    ah.setup(app)
-    app.router.add_post("/", handler)
-    client = await aiohttp_client(app)
-    body = multipart_body(FormPart(name="f", data=b"abc", filename="f.bin"))
-    resp = await client.post("/", data=body.data, headers=body.headers)
+    client = await aiohttp_client(upload_app(handler))
+    resp = await post_file(client, b"abc", "f.bin")
     assert resp.status == 507
     assert listing(dest) == []
 
@@ -584,10 +574,9 @@ async def test_slow_disk_and_cancellation(
 
     monkeypatch.setattr(os, "write", slow_write)
     monkeypatch.setattr(os, "pwritev", slow_pwritev)
-    app = web.Application()
-    ah.setup(app, limits=ah.UploadLimits(spool_max_size=0, tmp_dir=tmp_path))
-    app.router.add_post("/", handler)
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(
+        upload_app(handler, ah.UploadLimits(spool_max_size=0, tmp_dir=tmp_path))
+    )
     body = multipart_body(FormPart(name="f", data=os.urandom(3 << 20), filename="f"))
     resp = await client.post("/", data=io.BytesIO(body.data), headers=body.headers)
     assert resp.status == 200

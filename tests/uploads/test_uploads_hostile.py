@@ -35,7 +35,8 @@ from tests.support.apps import Serve
 from tests.support.corpus import CORPUS, Case, exchange, wire_body
 from tests.support.net import until
 from tests.support.paths import ROOT
-from tests.support.uploads import listing
+from tests.support.raw_http import read_answer, sending
+from tests.support.uploads import listing, upload_app
 
 MiB = 1 << 20
 KiB = 1 << 10
@@ -175,9 +176,7 @@ def _drip_app(limits: ah.UploadLimits, *, slow_handler: bool = False) -> web.App
             size += len(await part.read())
         return web.Response(text=str(size))
 
-    app = web.Application()
-    ah.setup(app, limits=limits)
-    app.router.add_post("/", handler)
+    app = upload_app(handler, limits)
     return app
 
 
@@ -208,19 +207,10 @@ async def _drip(url: URL, body: bytes, piece: int, pause: float) -> tuple[int, b
                 await writer.drain()
                 await asyncio.sleep(pause)
 
-    sending = asyncio.create_task(send())
-    try:
-        async with asyncio.timeout(20):
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
-            text = await reader.readexactly(length)
-    finally:
-        sending.cancel()
-        await asyncio.wait([sending])
-        writer.close()
-        with contextlib.suppress(ConnectionError):
-            await writer.wait_closed()
-    return int(head.split()[1]), text, loop.time() - started
+    async with sending(writer, send()), asyncio.timeout(20):
+        status, headers, text = await read_answer(reader)
+    assert "content-length" in headers
+    return status, text, loop.time() - started
 
 
 async def test_drip_under_min_rate_gets_408(serve: Serve) -> None:
@@ -285,9 +275,7 @@ def _form_app(limits: ah.UploadLimits | None = None) -> web.Application:
         form = await ah.read_form(request)
         return web.json_response(dict(form.fields.items()))
 
-    app = web.Application()
-    ah.setup(app, limits=limits)
-    app.router.add_post("/", handler)
+    app = upload_app(handler, limits)
     return app
 
 
@@ -533,10 +521,7 @@ async def test_application_chosen_encoding_is_any_text_codec(
                     await part.form(encoding="klingon")
         return web.json_response(out)
 
-    app = web.Application()
-    ah.setup(app)
-    app.router.add_post("/", handler)
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(upload_app(handler))
     body = (
         b'--Bq\r\nContent-Disposition: form-data; name="t"\r\n\r\n'
         + "hé".encode("utf-16-le")

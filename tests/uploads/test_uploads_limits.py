@@ -20,7 +20,7 @@ from pytest_aiohttp import AiohttpClient
 import aiohttp_helpers as ah
 from aiohttp_helpers.testing import FormPart, MultipartBody, multipart_body
 from tests.support.apps import Serve
-from tests.support.uploads import form_app, listing, parts_app
+from tests.support.uploads import form_app, listing, parts_app, post_file, upload_app
 
 HEADER = 'Content-Disposition: form-data; name="x"'
 
@@ -180,9 +180,7 @@ async def test_body_size_is_checked_while_streaming(serve: Serve) -> None:
             got.append(request.content.total_bytes)
         raise AssertionError
 
-    app = web.Application()
-    ah.setup(app, limits=ah.UploadLimits(max_body_size=100_000))
-    app.router.add_post("/", handler)
+    app = upload_app(handler, ah.UploadLimits(max_body_size=100_000))
     url = await serve(app)
     body = multipart_body(FormPart(name="f", data=b"x" * 10_000_000, filename="big"))
     sent = 0
@@ -212,10 +210,7 @@ async def test_content_length_over_limit_is_refused_before_reading(
         ah.iter_parts(request)
         raise AssertionError
 
-    app = web.Application()
-    ah.setup(app, limits=ah.UploadLimits(max_body_size=10))
-    app.router.add_post("/", handler)
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(upload_app(handler, ah.UploadLimits(max_body_size=10)))
     body = multipart_body(("x", "v"))
     resp = await client.post("/", data=body.data, headers=body.headers)
     assert resp.status == 413
@@ -403,12 +398,10 @@ async def test_idle_timeout_counts_only_waiting_for_the_client(
                 await asyncio.sleep(0.15)
         return web.json_response(total)
 
-    app = web.Application()
-    ah.setup(app, limits=ah.UploadLimits(idle_timeout=0.1, chunk_size=1024))
-    app.router.add_post("/", handler)
-    client = await aiohttp_client(app)
-    body = multipart_body(FormPart(name="f", data=b"x" * 3000, filename="f"))
-    resp = await client.post("/", data=body.data, headers=body.headers)
+    client = await aiohttp_client(
+        upload_app(handler, ah.UploadLimits(idle_timeout=0.1, chunk_size=1024))
+    )
+    resp = await post_file(client, b"x" * 3000, "f")
     assert resp.status == 200
     assert await resp.json() == 3000
 

@@ -12,7 +12,7 @@ from pytest_aiohttp import AiohttpClient
 import aiohttp_helpers as ah
 from aiohttp_helpers.testing import FormPart, multipart_body
 from tests.support.apps import Serve
-from tests.support.uploads import form_app, in_process_request, parts_app
+from tests.support.uploads import form_app, in_process_request, parts_app, upload_app
 
 CD = 'Content-Disposition: form-data; name="x"'
 
@@ -189,10 +189,7 @@ async def test_bad_json_part_is_400(aiohttp_client: AiohttpClient) -> None:
             values.append(await part.json())
         return web.json_response(values)
 
-    app = web.Application()
-    ah.setup(app)
-    app.router.add_post("/", handler)
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(upload_app(handler))
     body = multipart_body(("a", '{"ok": true}'), ("b", ""))
     resp = await client.post("/", data=body.data, headers=body.headers)
     assert await resp.json() == [{"ok": True}, None]

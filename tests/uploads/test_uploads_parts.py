@@ -13,7 +13,7 @@ from pytest_aiohttp import AiohttpClient
 import aiohttp_helpers as ah
 from aiohttp_helpers.testing import FormPart, multipart_body
 from tests.support.apps import Serve
-from tests.support.uploads import in_process_request
+from tests.support.uploads import get_app, in_process_request, upload_app
 
 
 async def test_part_attributes(aiohttp_client: AiohttpClient) -> None:
@@ -40,10 +40,7 @@ async def test_part_attributes(aiohttp_client: AiohttpClient) -> None:
             )
         return web.Response(text="ok")
 
-    app = web.Application()
-    ah.setup(app)
-    app.router.add_post("/", handler)
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(upload_app(handler))
     body = multipart_body(
         ("plain", "text"),
         FormPart(
@@ -203,10 +200,7 @@ async def test_nested_parts(aiohttp_client: AiohttpClient) -> None:
             [[x[0], x[1], [[f, d.decode()] for f, d in x[2]]] if len(x) == 3 else x for x in out]
         )
 
-    app = web.Application()
-    ah.setup(app)
-    app.router.add_post("/", handler)
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(upload_app(handler))
     body = multipart_body(
         ("title", "two files"),
         FormPart(
@@ -239,10 +233,7 @@ async def test_nested_files_in_read_form(aiohttp_client: AiohttpClient) -> None:
             }
         )
 
-    app = web.Application()
-    ah.setup(app)
-    app.router.add_post("/", handler)
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(upload_app(handler))
     body = multipart_body(
         FormPart(
             name="files",
@@ -276,10 +267,7 @@ async def test_iter_parts_over_a_client_response(serve: Serve) -> None:
     async def plain(request: web.Request) -> web.Response:
         return web.Response(text="not multipart")
 
-    app = web.Application()
-    app.router.add_get("/", handler)
-    app.router.add_get("/plain", plain)
-    url = await serve(app)
+    url = await serve(get_app(handler, plain=plain))
     async with aiohttp.ClientSession() as session:
         async with session.get(url) as resp:
             got = []

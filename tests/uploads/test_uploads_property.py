@@ -23,7 +23,8 @@ from aiohttp_helpers.testing import (  # the encoding on the wire
     _transfer_encode,
     multipart_body,
 )
-from tests.support.uploads import describe_form, in_process_request
+from tests.support.apps import serving
+from tests.support.uploads import describe_form, in_process_request, upload_app
 
 # Names and filenames: any text a header can carry. Percent signs and (for the browser
 # style) backslashes are left out: those encodings cannot tell them from escapes.
@@ -179,22 +180,14 @@ def test_random_forms_over_http(sent: list[Sent], size: int) -> None:
         async def handler(request: web.Request) -> web.Response:
             return web.json_response(await describe_form(await ah.read_form(request)))
 
-        app = web.Application()
-        ah.setup(app)
-        app.router.add_post("/", handler)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        try:
-            async with aiohttp.ClientSession() as session:
-                url = f"http://127.0.0.1:{port}/"
-                async with session.post(url, data=body.stream(size), headers=body.headers) as resp:
-                    assert resp.status == 200, await resp.text()
-                    assert _seen(await resp.json()) == _expected(sent)
-        finally:
-            await runner.cleanup()
+        async with serving() as serve:
+            url = await serve(upload_app(handler))
+            async with (
+                aiohttp.ClientSession() as session,
+                session.post(url, data=body.stream(size), headers=body.headers) as resp,
+            ):
+                assert resp.status == 200, await resp.text()
+                assert _seen(await resp.json()) == _expected(sent)
 
     asyncio.run(check())
 

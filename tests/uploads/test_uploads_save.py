@@ -16,16 +16,14 @@ from pytest_aiohttp import AiohttpClient
 
 import aiohttp_helpers as ah
 from aiohttp_helpers.testing import FormPart, multipart_body
-from tests.support.uploads import listing
+from tests.support.uploads import listing, upload_app
 
 SMALL = b"small upload"
 BIG = os.urandom(200_000)  # spooled to disk with the limits below
 
 
-def _app(
-    tmp_path: Path, save: Callable[[Any, str], Any], kind: str, **save_options: Any
-) -> web.Application:
-    """``POST /`` saves every file of the form (or every part) with ``save_options``."""
+def _app(tmp_path: Path, save: Callable[[Any, str], Any], kind: str) -> web.Application:
+    """``POST /`` saves every file of the form (or every part) with ``save``."""
     dest = tmp_path / "dest"
 
     async def handler(request: web.Request) -> web.Response:
@@ -62,6 +60,31 @@ KINDS = [pytest.param("form", id="uploaded-file"), pytest.param("parts", id="bod
 SIZES = [pytest.param(SMALL, id="in-memory"), pytest.param(BIG, id="spooled")]
 
 
+def each_kind_and_size(test: Callable[..., Any]) -> Callable[..., Any]:
+    """Run ``test`` for each kind of upload and each size."""
+    each: Callable[..., Any] = pytest.mark.parametrize("kind", KINDS)(
+        pytest.mark.parametrize("data", SIZES)(test)
+    )
+    return each
+
+
+async def _client(
+    aiohttp_client: AiohttpClient,
+    tmp_path: Path,
+    kind: str,
+    existing: dict[str, bytes] | None = None,
+    **save_options: Any,
+) -> tuple[Any, Path]:
+    """A client of ``_app`` saving with ``save_options`` into a new ``tmp_path / "dest"``,
+    which holds ``existing`` files first; the client and the directory."""
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    for name, content in (existing or {}).items():
+        (dest / name).write_bytes(content)
+    client = await aiohttp_client(_app(tmp_path, lambda u, p: u.save(p, **save_options), kind))
+    return client, dest
+
+
 async def _post(client: Any, *files: tuple[str, bytes], to: Path | str | None = None) -> Any:
     body = multipart_body(
         *(FormPart(name=f"f{i}", data=data, filename=name) for i, (name, data) in enumerate(files))
@@ -72,13 +95,11 @@ async def _post(client: Any, *files: tuple[str, bytes], to: Path | str | None = 
     return await resp.json()
 
 
-@pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("data", SIZES)
+@each_kind_and_size
 async def test_a_directory_means_directory_slash_safe_name(
     aiohttp_client: AiohttpClient, tmp_path: Path, kind: str, data: bytes
 ) -> None:
-    (tmp_path / "dest").mkdir()
-    client = await aiohttp_client(_app(tmp_path, lambda u, p: u.save(p), kind))
+    client, _ = await _client(aiohttp_client, tmp_path, kind)
     assert await _post(client, ("../../report.pdf", data)) == ["dest/report.pdf"]
     assert (tmp_path / "dest" / "report.pdf").read_bytes() == data
     # A path that names a file (in an existing directory) is that file.
@@ -89,15 +110,12 @@ async def test_a_directory_means_directory_slash_safe_name(
     assert listing(tmp_path / "spool") == []
 
 
-@pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("data", SIZES)
+@each_kind_and_size
 async def test_an_existing_file_is_never_replaced(
     aiohttp_client: AiohttpClient, tmp_path: Path, kind: str, data: bytes
 ) -> None:
-    dest = tmp_path / "dest"
-    dest.mkdir()
-    (dest / "report.pdf").write_bytes(b"someone else's report")
-    client = await aiohttp_client(_app(tmp_path, lambda u, p: u.save(p), kind))
+    existing = {"report.pdf": b"someone else's report"}
+    client, dest = await _client(aiohttp_client, tmp_path, kind, existing)
     got = await _post(client, ("../report.pdf", data), ("report.pdf", data))
     assert got == [["FileExistsError", errno.EEXIST, str(dest / "report.pdf")]] * 2
     got = await _post(client, ("x", data), to=dest / "report.pdf")
@@ -112,45 +130,34 @@ async def test_an_existing_file_is_never_replaced(
 async def test_a_symlink_is_not_followed_or_replaced(
     aiohttp_client: AiohttpClient, tmp_path: Path, kind: str
 ) -> None:
-    dest = tmp_path / "dest"
-    dest.mkdir()
+    client, dest = await _client(aiohttp_client, tmp_path, kind)
     victim = tmp_path / "victim"
     victim.write_bytes(b"precious")
     (dest / "a.txt").symlink_to(victim)
     (dest / "dangling.txt").symlink_to(tmp_path / "nowhere")
-    client = await aiohttp_client(_app(tmp_path, lambda u, p: u.save(p), kind))
     got = await _post(client, ("a.txt", BIG), ("dangling.txt", SMALL))
     assert [g[0] for g in got] == ["FileExistsError", "FileExistsError"]
     assert victim.read_bytes() == b"precious"
     assert not (tmp_path / "nowhere").exists()
 
 
-@pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("data", SIZES)
+@each_kind_and_size
 async def test_overwrite_replaces(
     aiohttp_client: AiohttpClient, tmp_path: Path, kind: str, data: bytes
 ) -> None:
-    dest = tmp_path / "dest"
-    dest.mkdir()
-    (dest / "report.pdf").write_bytes(b"old")
-    client = await aiohttp_client(
-        _app(tmp_path, lambda u, p: u.save(p, overwrite=True), kind, overwrite=True)
-    )
+    existing = {"report.pdf": b"old"}
+    client, dest = await _client(aiohttp_client, tmp_path, kind, existing, overwrite=True)
     assert await _post(client, ("report.pdf", data)) == ["dest/report.pdf"]
     assert (dest / "report.pdf").read_bytes() == data
     assert listing(dest) == ["report.pdf"]
 
 
-@pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("data", SIZES)
+@each_kind_and_size
 async def test_unique_picks_a_free_name(
     aiohttp_client: AiohttpClient, tmp_path: Path, kind: str, data: bytes
 ) -> None:
-    dest = tmp_path / "dest"
-    dest.mkdir()
-    (dest / "report.pdf").write_bytes(b"old")
-    (dest / "archive.tar.gz").write_bytes(b"old")
-    client = await aiohttp_client(_app(tmp_path, lambda u, p: u.save(p, unique=True), kind))
+    existing = {"report.pdf": b"old", "archive.tar.gz": b"old"}
+    client, dest = await _client(aiohttp_client, tmp_path, kind, existing, unique=True)
     got = await _post(
         client,
         ("report.pdf", data),
@@ -214,8 +221,7 @@ async def test_concurrent_saves_of_one_name(
     aiohttp_client: AiohttpClient, tmp_path: Path, unique: bool
 ) -> None:
     """Many requests saving the same name at once: one wins, or each gets its own name."""
-    (tmp_path / "dest").mkdir()
-    client = await aiohttp_client(_app(tmp_path, lambda u, p: u.save(p, unique=unique), "form"))
+    client, _ = await _client(aiohttp_client, tmp_path, "form", unique=unique)
     payloads = [os.urandom(100_000) + bytes([i]) for i in range(12)]
     results = await asyncio.gather(*(_post(client, ("same.bin", d)) for d in payloads))
     names = [r[0] for r in results if isinstance(r[0], str)]
@@ -245,10 +251,8 @@ async def test_without_hard_links(
         raise OSError(errno.EPERM, "Operation not permitted")
 
     monkeypatch.setattr(os, "link", no_links)
-    dest = tmp_path / "dest"
-    dest.mkdir()
-    (dest / "taken.bin").write_bytes(b"keep me")
-    client = await aiohttp_client(_app(tmp_path, lambda u, p: u.save(p, unique=True), kind))
+    existing = {"taken.bin": b"keep me"}
+    client, dest = await _client(aiohttp_client, tmp_path, kind, existing, unique=True)
     got = await _post(client, ("taken.bin", BIG), ("new.bin", SMALL))
     assert got == ["dest/taken (1).bin", "dest/new.bin"]
     assert (dest / "taken.bin").read_bytes() == b"keep me"
@@ -275,10 +279,9 @@ async def test_across_filesystems(aiohttp_client: AiohttpClient, tmp_path: Path)
                 assert not upload.saved  # copied: the spooled file is still the form's
             return web.json_response(where.name)
 
-        app = web.Application()
-        ah.setup(app, limits=ah.UploadLimits(spool_max_size=1024, tmp_dir=other))
-        app.router.add_post("/", handler)
-        client = await aiohttp_client(app)
+        client = await aiohttp_client(
+            upload_app(handler, ah.UploadLimits(spool_max_size=1024, tmp_dir=other))
+        )
         assert await _post(client, ("x", BIG)) == "taken (1).bin"
         assert (dest / "taken (1).bin").read_bytes() == BIG
         assert (dest / "taken.bin").read_bytes() == b"keep me"
@@ -289,11 +292,8 @@ async def test_across_filesystems(aiohttp_client: AiohttpClient, tmp_path: Path)
 async def test_unique_names_stay_within_255_bytes(
     aiohttp_client: AiohttpClient, tmp_path: Path
 ) -> None:
-    dest = tmp_path / "dest"
-    dest.mkdir()
     long = "é" * 125 + ".pdf"  # 254 bytes
-    (dest / long).write_bytes(b"old")
-    client = await aiohttp_client(_app(tmp_path, lambda u, p: u.save(p, unique=True), "form"))
+    client, dest = await _client(aiohttp_client, tmp_path, "form", {long: b"old"}, unique=True)
     [got] = await _post(client, (long, SMALL))
     name = Path(got).name
     assert name.endswith(" (1).pdf")

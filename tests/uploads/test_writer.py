@@ -13,6 +13,7 @@ from aiohttp import web
 
 import aiohttp_helpers as ah
 from tests.support.apps import Serve
+from tests.support.uploads import get_app
 
 
 async def _read_back(resp: aiohttp.ClientResponse) -> list[tuple[str, bytes, str | None]]:
@@ -32,9 +33,7 @@ async def test_appended_parts_get_a_content_length(serve: Serve) -> None:
         assert len(response.writer) == 3
         return response
 
-    app = web.Application()
-    app.router.add_get("/", handler)
-    url = await serve(app)
+    url = await serve(get_app(handler))
     async with aiohttp.ClientSession() as session, session.get(url) as resp:
         assert resp.headers["Content-Type"] == "multipart/mixed; boundary=sep"
         length = int(resp.headers["Content-Length"])
@@ -59,9 +58,7 @@ async def test_parts_of_unknown_size_are_chunked(serve: Serve) -> None:
         response.append(produce(), {"Content-Type": "text/plain"})
         return response
 
-    app = web.Application()
-    app.router.add_get("/", handler)
-    url = await serve(app)
+    url = await serve(get_app(handler))
     async with aiohttp.ClientSession() as session, session.get(url) as resp:
         assert "Content-Length" not in resp.headers
         assert resp.headers["Transfer-Encoding"] == "chunked"
@@ -96,9 +93,7 @@ async def test_streamed_parts(serve: Serve) -> None:
             errors.append(str(exc))
         return response
 
-    app = web.Application()
-    app.router.add_get("/", handler)
-    url = await serve(app)
+    url = await serve(get_app(handler))
     async with aiohttp.ClientSession() as session, session.get(url) as resp:
         assert resp.headers["Content-Type"] == "multipart/x-mixed-replace; boundary=frame"
         assert resp.headers["Transfer-Encoding"] == "chunked"
@@ -132,10 +127,7 @@ async def test_appended_then_streamed(serve: Serve) -> None:
         await response.write_eof()
         return response
 
-    app = web.Application()
-    app.router.add_get("/", handler)
-    app.router.add_get("/declared", declared)
-    url = await serve(app)
+    url = await serve(get_app(handler, declared=declared))
     async with aiohttp.ClientSession() as session:
         async with session.get(url) as resp:
             assert resp.headers["X-Custom"] == "1"
@@ -155,9 +147,7 @@ async def test_form_data_response_parses_as_a_form(serve: Serve) -> None:
         response.append(b"file", {"Content-Disposition": 'form-data; name="f"; filename="f.txt"'})
         return response
 
-    app = web.Application()
-    app.router.add_get("/", handler)
-    url = await serve(app)
+    url = await serve(get_app(handler))
     async with aiohttp.ClientSession() as session, session.get(url) as resp:
         assert resp.status == 201
         got: list[Any] = []
@@ -219,9 +209,7 @@ async def test_known_bytes_with_the_delimiter_are_refused_before_sending(
         assert not response.prepared
         return web.Response(text="refused")
 
-    app = web.Application()
-    app.router.add_get("/", handler)
-    url = await serve(app)
+    url = await serve(get_app(handler))
     async with aiohttp.ClientSession() as session, session.get(url) as resp:
         assert resp.headers["Content-Type"].startswith("text/plain")
         assert await resp.text() == "refused"
@@ -250,9 +238,7 @@ async def test_send_part_validates_before_writing(serve: Serve) -> None:
         await response.write_eof()
         return response
 
-    app = web.Application()
-    app.router.add_get("/", handler)
-    url = await serve(app)
+    url = await serve(get_app(handler))
     async with aiohttp.ClientSession() as session:
         async with session.get(url) as resp:
             got = await _read_with_aiohttp(resp)
@@ -295,9 +281,7 @@ async def test_streamed_content_never_completes_the_delimiter(
             raise
         return response
 
-    app = web.Application()
-    app.router.add_get("/", handler)
-    url = await serve(app)
+    url = await serve(get_app(handler))
     seen: list[tuple[dict[str, str], bytes]] = []
     async with aiohttp.ClientSession() as session, session.get(url) as resp:
         reader = aiohttp.MultipartReader.from_response(resp)
@@ -327,9 +311,7 @@ async def test_random_boundary_and_look_alike_content(serve: Serve) -> None:
         response.append(b"gz\r\n--" * 100, {"Content-Encoding": "gzip"})
         return response
 
-    app = web.Application()
-    app.router.add_get("/", handler)
-    url = await serve(app)
+    url = await serve(get_app(handler))
     async with aiohttp.ClientSession() as session, session.get(url) as resp:
         got = await _read_with_aiohttp(resp)
     assert [d for _, d in got][:2] == [b"\r\n--sep\r\n", b"\r\n--not-the-boundary\r\n\r\n--"]
