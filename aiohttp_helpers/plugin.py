@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from aiohttp import web
 
@@ -27,6 +28,7 @@ from .websocket.registry import WebSocketRegistry
 
 __all__ = ["Helpers", "configure", "get_helpers", "setup"]
 
+_T = TypeVar("_T")
 _DEFAULT_LIMITS = UploadLimits()
 _DEFAULT_WEBSOCKETS = WebSocketSettings()
 
@@ -52,17 +54,24 @@ class Helpers:
 
     @property
     def limits(self) -> UploadLimits:
-        """The app's own upload limits (``app[UPLOAD_LIMITS_KEY]``; the defaults when unset).
+        """The upload limits this app's requests get, as ``request.config_dict`` finds them.
 
-        Requests read them through ``request.config_dict``, so a sub-app without its own
-        inherits its parent's; set them with ``setup()`` or :func:`configure`.
+        The app's own (``app[UPLOAD_LIMITS_KEY]``), else, for a sub-app, the nearest
+        parent's once the application has started, else the defaults. Set them with
+        ``setup()`` or :func:`configure`.
         """
-        return self.app.get(UPLOAD_LIMITS_KEY, _DEFAULT_LIMITS)
+        return self._inherited(UPLOAD_LIMITS_KEY, _DEFAULT_LIMITS)
 
     @property
     def websocket_settings(self) -> WebSocketSettings:
-        """The app's own WebSocket settings (``app[WS_SETTINGS_KEY]``; the defaults when unset)."""
-        return self.app.get(WS_SETTINGS_KEY, _DEFAULT_WEBSOCKETS)
+        """The WebSocket settings this app's requests get, found as :attr:`limits` is."""
+        return self._inherited(WS_SETTINGS_KEY, _DEFAULT_WEBSOCKETS)
+
+    def _inherited(self, key: web.AppKey[_T], default: _T) -> _T:
+        for app in (self.app, *self.lifecycle.apps_above):
+            if key in app:
+                return app[key]
+        return default
 
 
 def _refuse_frozen(app: web.Application, what: str) -> None:

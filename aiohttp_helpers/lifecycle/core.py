@@ -92,6 +92,9 @@ class Lifecycle:
         self._where = ""
         self._parent: Lifecycle | None = None
         self._root: Lifecycle | None = None
+        #: The applications this one is mounted in, innermost first: known once the tree
+        #: starts (a sub-app does not know its parents before).
+        self.apps_above: tuple[web.Application, ...] = ()
         # Everything below is used on the root lifecycle only: the one that drives the tree.
         self._tree: list[Lifecycle] = []
         self._armed: list[tuple[Hook, AbstractAsyncContextManager[Any] | None]] = []

@@ -36,7 +36,12 @@ def collect_tree(root: Lifecycle) -> list[Lifecycle]:
     tree: list[Lifecycle] = []
     seen: set[int] = set()
 
-    def walk(app: web.Application, parent: Lifecycle | None, where: str) -> None:
+    def walk(
+        app: web.Application,
+        parent: Lifecycle | None,
+        where: str,
+        above: tuple[web.Application, ...],
+    ) -> None:
         if id(app) in seen:
             return
         seen.add(id(app))
@@ -48,12 +53,13 @@ def collect_tree(root: Lifecycle) -> list[Lifecycle]:
                     "mount a sub-app in one application only"
                 )
             lifecycle._parent, lifecycle._where = parent, where
+            lifecycle.apps_above = above
             tree.append(lifecycle)
             parent = lifecycle
         for prefix, sub in _subapps(app):
-            walk(sub, parent, f" (sub-app {prefix})")
+            walk(sub, parent, f" (sub-app {prefix})", (app, *above))
 
-    walk(root.app, None, "")
+    walk(root.app, None, "", ())
     return tree
 
 

@@ -71,3 +71,33 @@ async def test_a_sub_apps_helpers_and_its_requests_agree(aiohttp_client: Aiohttp
         assert response.status == 200
     assert seen == [sub_limits]
     assert sub_helpers.limits is sub_limits
+
+
+async def test_a_sub_app_without_its_own_reads_its_parents_like_its_requests(
+    aiohttp_client: AiohttpClient,
+) -> None:
+    app = web.Application()
+    parent_limits = ah.UploadLimits(max_files=2)
+    parent_ws = ah.WebSocketSettings(max_connections=3)
+    ah.setup(app, limits=parent_limits, websockets=parent_ws)
+    middle = web.Application()  # no setup(): its own limits still count for the leaf
+    middle_limits = ah.UploadLimits(max_files=5)
+    ah.configure(middle, limits=middle_limits)
+    leaf = web.Application()
+    leaf_helpers = ah.setup(leaf)
+    seen: list[tuple[ah.UploadLimits, ah.WebSocketSettings]] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.append((request.config_dict[UPLOAD_LIMITS_KEY], request.config_dict[WS_SETTINGS_KEY]))
+        return web.Response(text="ok")
+
+    leaf.router.add_get("/", handler)
+    middle.add_subapp("/leaf", leaf)
+    app.add_subapp("/middle", middle)
+    # Before the tree starts, a sub-app does not know its parents.
+    assert leaf_helpers.limits == ah.UploadLimits()
+    client = await aiohttp_client(app)
+    async with client.get("/middle/leaf/") as response:
+        assert response.status == 200
+    assert seen == [(middle_limits, parent_ws)]
+    assert (leaf_helpers.limits, leaf_helpers.websocket_settings) == seen[0]
