@@ -11,8 +11,8 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from .._compat import connection_closed, read_buffered, request_transport_gone
 from ..errors import BadRequest, RequestTimeout, UploadIdleTimeout, UploadTooSlow
-from ..uploads.fs import no_room
-from .storage import out_of_room, pwrite_all
+from ..uploads.fs import no_room, no_room_error
+from .storage import pwrite_all
 
 __all__ = ["Appender", "BodyTimer", "read_into"]
 
@@ -117,7 +117,7 @@ class Appender:
             await asyncio.shield(job)
         except OSError as exc:
             if no_room(exc):
-                raise out_of_room() from None
+                raise no_room_error(exc) from None
             raise
         finally:
             if job.done():

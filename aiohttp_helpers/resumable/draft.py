@@ -1,4 +1,4 @@
-"""The IETF resumable-upload draft (interop versions 3, 5 and 6): its side of each difference."""
+"""The IETF resumable-upload draft (each interop version served): its side of each difference."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ class Draft(Dialect):
 
     def check_patch(self, request: web.Request) -> None:
         # From interop version 6 on, the draft names its own PATCH body type.
-        if self.interop == 6 and request.content_type != PARTIAL_UPLOAD:
+        if self.interop >= 6 and request.content_type != PARTIAL_UPLOAD:
             raise UnsupportedMediaType(f"PATCH needs Content-Type {PARTIAL_UPLOAD}")
 
     def body_type(self, request: web.Request) -> str | None:

@@ -185,6 +185,9 @@ async def create(
             raise InconsistentLength(f"the body goes past the upload's length of {length}")
     declared = _declared_type(request, dialect, metadata)
     check_type(limits, uploads.field, declared)
+    # Every header is checked before the upload exists: a refusal leaves nothing behind.
+    first_bytes = opening.with_body or length == 0
+    checksum = parse_checksum(headers.get("Upload-Checksum")) if first_bytes else None
     client = client_tag(request.remote)
     cap = uploads.max_uploads_per_client
     if cap is not None and await asyncio.to_thread(uploads.store.count, client) >= cap:
@@ -205,14 +208,14 @@ async def create(
         dialect.interim(
             request, location=uploads.url_for(state.id), upload_limit=uploads._upload_limit(limits)
         )
-    if opening.with_body or length == 0:
+    if first_bytes:
         # An empty upload is complete as soon as it exists: hand it over now.
         state = await append(
             uploads,
             request,
             state.id,
             offset=0,
-            checksum=parse_checksum(headers.get("Upload-Checksum")),
+            checksum=checksum,
             new_length=None,
             complete=opening.complete,
         )
@@ -296,10 +299,10 @@ async def override(
 
 
 def __getattr__(name: str) -> object:
-    # ResumableUploads lived in this module until issue 14 split it; importing it from
-    # here (bench/resumable.py does) still works.
-    if name == "ResumableUploads":
-        from .registration import ResumableUploads
+    # ResumableUploads and add_resumable_uploads lived in this module until issue 14 split
+    # it; importing them from here still works.
+    if name in ("ResumableUploads", "add_resumable_uploads"):
+        from . import registration
 
-        return ResumableUploads
+        return getattr(registration, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -222,6 +222,8 @@ def add_resumable_uploads(
 
     Raises:
         RuntimeError: ``setup()`` was not called on ``app``, or ``app`` is frozen.
+        TypeError: an option of the wrong type (a count that is not an ``int``, say).
+        ValueError: an option out of range (a size, count or interval not positive).
     """
     if not isinstance(app, web.Application):
         raise TypeError(
@@ -243,9 +245,9 @@ def add_resumable_uploads(
     if limits is not None and not isinstance(limits, UploadLimits):
         raise TypeError(f"limits must be an UploadLimits, got {type(limits).__name__}")
     positive("expires", expires)
-    positive("max_metadata_size", max_metadata_size)
-    positive("max_metadata_pairs", max_metadata_pairs)
-    positive("max_uploads_per_client", max_uploads_per_client, optional=True)
+    positive("max_metadata_size", max_metadata_size, integer=True)
+    positive("max_metadata_pairs", max_metadata_pairs, integer=True)
+    positive("max_uploads_per_client", max_uploads_per_client, optional=True, integer=True)
     positive("sweep_interval", sweep_interval, optional=True)
     interval = min(float(expires), 600.0) if sweep_interval is None else float(sweep_interval)
     if not field or safe_filename(field, default="file") != field:

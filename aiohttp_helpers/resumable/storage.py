@@ -28,11 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import InsufficientStorage
-from ..uploads.fs import no_room
+from ..uploads.fs import no_room, no_room_error
 from .errors import UploadLocked
 
-__all__ = ["Store", "UploadState", "client_tag", "out_of_room", "pwrite_all", "valid_id"]
+__all__ = ["Store", "UploadState", "client_tag", "pwrite_all", "valid_id"]
 
 _ID = re.compile(r"[0-9a-f]{32}")
 STATE_VERSION = 1
@@ -46,11 +45,6 @@ def valid_id(upload_id: str) -> bool:
 def client_tag(remote: str | None) -> str:
     """The per-client bucket: a hash of the peer address (not the address itself, on disk)."""
     return hashlib.sha256((remote or "unknown").encode()).hexdigest()[:24]
-
-
-def out_of_room() -> InsufficientStorage:
-    """The answer when the filesystem has no room for the upload (see ``no_room``)."""
-    return InsufficientStorage("no room left to store the upload")
 
 
 @dataclass(slots=True)
@@ -146,7 +140,7 @@ class Store:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             if no_room(exc):
-                raise out_of_room() from None
+                raise no_room_error(exc) from None
             raise
 
     def create(self, state: UploadState) -> None:
@@ -161,7 +155,7 @@ class Store:
         except OSError as exc:
             self.remove(state.id, state.client)
             if no_room(exc):
-                raise out_of_room() from None
+                raise no_room_error(exc) from None
             raise
 
     def count(self, client: str) -> int:
@@ -245,15 +239,27 @@ class Store:
     def complete(self, state: UploadState) -> Path:
         """Mark the (locked) upload complete; its bytes move to the hand-over file."""
         done = self.done_path(state.id)
-        os.replace(self.data_path(state.id), done)
+        data = self.data_path(state.id)
+        os.replace(data, done)
         state.complete = True
-        self.write(state)
+        try:
+            self.write(state)
+        except BaseException:
+            # The state on disk still says incomplete (a full disk, say): put the bytes
+            # back where that state expects them, so the upload can still be resumed.
+            state.complete = False
+            os.replace(done, data)
+            raise
         with contextlib.suppress(FileNotFoundError):
             self._mark(state).unlink()
         return done
 
     def remove(self, upload_id: str, client: str | None = None) -> None:
-        """Remove everything of the upload (its bytes, state, hand-over file, mark)."""
+        """Remove the upload's bytes, state and client mark.
+
+        The hand-over file (``.done``) belongs to the ``on_upload`` hand-over, which removes
+        it unless a receiver saved it; one a dead process left is swept when old.
+        """
         paths = [self.data_path(upload_id), self.state_path(upload_id)]
         if client is not None:
             paths.append(self.clients / client / upload_id)
