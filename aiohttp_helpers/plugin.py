@@ -7,6 +7,7 @@ from typing import TypeVar
 
 from aiohttp import web
 
+from ._validate import non_negative
 from .config import UploadLimits, WebSocketSettings
 from .expect import install_expect_handlers
 from .health import add_health_routes
@@ -126,14 +127,8 @@ def setup(
         raise TypeError(f"websockets must be a WebSocketSettings, got {type(websockets).__name__}")
     if health is not None and (not health.startswith("/") or health.endswith("/")):
         raise ValueError(f"health must be a path such as '/health', got {health!r}")
-    if isinstance(drain_delay, bool) or not isinstance(drain_delay, int | float):
-        raise TypeError("drain_delay must be a number of seconds")
-    if drain_delay < 0:
-        raise ValueError(f"drain_delay must not be negative, got {drain_delay!r}")
-    if isinstance(drain_timeout, bool) or not isinstance(drain_timeout, int | float):
-        raise TypeError("drain_timeout must be a number of seconds")
-    if drain_timeout < 0:
-        raise ValueError(f"drain_timeout must not be negative, got {drain_timeout!r}")
+    for name, seconds in (("drain_delay", drain_delay), ("drain_timeout", drain_timeout)):
+        non_negative(name, seconds, noun="a number of seconds", show="none")
 
     if limits is not None:
         app[UPLOAD_LIMITS_KEY] = limits

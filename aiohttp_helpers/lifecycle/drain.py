@@ -23,8 +23,8 @@ log = logging.getLogger("aiohttp_helpers.lifecycle")
 
 async def drain(lifecycle: Lifecycle, delay: float | None) -> None:
     """What :meth:`Lifecycle.drain` does (it documents the behaviour)."""
-    if delay is not None and check_seconds("delay", delay) < 0:
-        raise ValueError(f"delay must not be negative, got {delay!r}")
+    if delay is not None:
+        check_seconds("delay", delay)
     root = lifecycle._root
     if root is None:
         raise RuntimeError("cannot drain an application that has not started")
@@ -48,8 +48,8 @@ async def finish_requests(
     timeout: float | None,  # noqa: ASYNC109 (at the bound the requests end, not us)
 ) -> int:
     """What :meth:`Lifecycle.finish_requests` does (it documents the behaviour)."""
-    if timeout is not None and check_seconds("timeout", timeout) < 0:
-        raise ValueError(f"timeout must not be negative, got {timeout!r}")
+    if timeout is not None:
+        check_seconds("timeout", timeout)
     root = lifecycle._root or lifecycle
     wait = root.drain_timeout if timeout is None else timeout
     in_flight = root._in_flight

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar, cast
 
 from aiohttp import web
 
+from .. import _validate
 from .errors import FrozenSignalError
 
 if TYPE_CHECKING:
@@ -71,11 +72,18 @@ def _is_async_callable(func: object) -> bool:
     )
 
 
-def check_seconds(what: str, value: object) -> float:
-    """``value`` as seconds, refusing what is not a number (booleans included)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{what} must be a number of seconds, got {value!r}")
-    return float(value)
+def check_seconds(what: str, value: object, *, positive: bool = False) -> float:
+    """``value`` as seconds: a number of zero or more (above zero when ``positive``).
+
+    Raises:
+        TypeError: not a number (booleans included).
+        ValueError: negative (zero too, when ``positive``), or NaN.
+    """
+    if positive:
+        _validate.positive(what, value, noun="a number of seconds", show="value")
+    else:
+        _validate.non_negative(what, value, noun="a number of seconds", show="value")
+    return float(value)  # type: ignore[arg-type]  # checked to be a number just above
 
 
 def _check_options(name: object, after: object, timeout: object) -> tuple[str, ...]:
@@ -89,8 +97,8 @@ def _check_options(name: object, after: object, timeout: object) -> tuple[str, .
     for dep in names:
         if not isinstance(dep, str) or not dep:
             raise TypeError(f"after= takes hook names (non-empty str), got {dep!r}")
-    if timeout is not None and check_seconds("timeout", timeout) <= 0:
-        raise ValueError(f"timeout must be positive, got {timeout!r}")
+    if timeout is not None:
+        check_seconds("timeout", timeout, positive=True)
     return names
 
 

@@ -82,7 +82,8 @@ async def run_hook(
         else:
             error = HookError(phase, hook.name, where, f"failed: {type(exc).__name__}: {exc}")
         error.__cause__ = exc
-        if not raised or log.hasHandlers():
+        # A cancelled hook raises CancelledError, not the HookError: log it always.
+        if not raised or log.hasHandlers() or isinstance(exc, asyncio.CancelledError):
             log.error("%s (after %.3f s)", error, elapsed, exc_info=exc)
         await _hook_done(root, phase, hook, elapsed, error)
         if isinstance(exc, asyncio.CancelledError):

@@ -120,13 +120,26 @@ def under_run_app() -> bool:
 _one_line: weakref.WeakSet[BaseException] = weakref.WeakSet()
 _previous_hook: Callable[[type[BaseException], BaseException, TracebackType | None], Any] | None
 _previous_hook = None
+_installed = False
+
+
+def _raised_at(exc: BaseException | None) -> str:
+    """`` (raised in f at file:line)``: the innermost frame of ``exc``, or nothing."""
+    tb = exc.__traceback__ if exc is not None else None
+    if tb is None:
+        return ""
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    code = tb.tb_frame.f_code
+    return f" (raised in {code.co_name} at {code.co_filename}:{tb.tb_lineno})"
 
 
 def _excepthook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
     if exc in _one_line:
         # What Python prints last for an uncaught exception, without the chained
-        # tracebacks of the hook and of aiohttp's runner: the message names the hook.
-        lines = [f"aiohttp_helpers.{type(exc).__name__}: {exc}"]
+        # tracebacks of the hook and of aiohttp's runner: the message names the hook, and
+        # where its error was raised (the traceback goes to the log, when one is set up).
+        lines = [f"aiohttp_helpers.{type(exc).__name__}: {exc}{_raised_at(exc.__cause__)}"]
         lines += [str(note) for note in getattr(exc, "__notes__", ())]
         print("\n".join(lines), file=sys.stderr, flush=True)
         return
@@ -138,10 +151,12 @@ def exit_in_one_line(error: HookError) -> None:
     """Should ``error`` end the process uncaught, print it in one line (with its notes).
 
     Only ``error`` itself is printed that way; any other exception goes to the hook
-    that was there before.
+    that was there before. The hook is installed once per process and never wraps
+    another hook twice (a hook installed later that calls ours cannot make a loop).
     """
-    global _previous_hook
-    if sys.excepthook is not _excepthook:
+    global _previous_hook, _installed
+    if not _installed:
+        _installed = True
         _previous_hook = sys.excepthook
         sys.excepthook = _excepthook
     _one_line.add(error)

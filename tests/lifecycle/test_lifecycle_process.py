@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.support.paths import SUPPORT
 from tests.support.processes import Server, wait_ready
 
 STARTED = [
@@ -68,8 +69,15 @@ async def test_failing_startup_hook_tears_down_and_exits_naming_it(lifecycle_app
     server: Server = await lifecycle_app("--fail", "cache")
     code, stderr = await server.wait()
     assert code == 1
+    raised_at = SUPPORT / "lifecycle_app.py"
+    line = (
+        raised_at.read_text()
+        .splitlines()
+        .index('            raise RuntimeError("cache server unreachable")')
+    )
     assert stderr.rstrip().endswith(
         "HookError: startup hook 'cache' failed: RuntimeError: cache server unreachable"
+        f" (raised in cache at {raised_at}:{line + 1})"
     )
     assert server.names() == [
         "db-open",

@@ -43,28 +43,42 @@ sock.bind(("127.0.0.1", 0))
 web.run_app(app, sock=sock, print=None)
 """
 
+#: Where the hook raised: the one line names it, so that no traceback is needed to find it.
+RAISED_AT = (
+    textwrap.dedent(APP)
+    .splitlines()
+    .index('    raise ConnectionRefusedError("the database refused the connection")')
+    + 1
+)
 ONE_LINE = (
     "aiohttp_helpers.HookError: startup hook 'connect' failed: ConnectionRefusedError: "
-    "the database refused the connection"
+    "the database refused the connection (raised in connect at {script}:{line})"
 )
 
 
-def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+class Done(subprocess.CompletedProcess[str]):
+    one_line: str
+
+
+def run(tmp_path: Path, *args: str) -> Done:
     script = tmp_path / "app.py"
     script.write_text(textwrap.dedent(APP))
-    return subprocess.run(
+    done = subprocess.run(
         [sys.executable, str(script), *args],
         capture_output=True,
         text=True,
         timeout=30,
         check=False,
     )
+    result = Done(done.args, done.returncode, done.stdout, done.stderr)
+    result.one_line = ONE_LINE.format(script=script, line=RAISED_AT)
+    return result
 
 
 def test_one_line_and_exit_code_1_after_tearing_down(tmp_path: Path) -> None:
     done = run(tmp_path)
     assert done.returncode == 1
-    assert done.stderr.splitlines() == [ONE_LINE]
+    assert done.stderr.splitlines() == [done.one_line]
     assert done.stdout.splitlines() == ["pool-open", "pool-close"]
 
 
@@ -72,7 +86,7 @@ def test_teardown_errors_follow_as_one_line_each(tmp_path: Path) -> None:
     done = run(tmp_path, "--fail-close")
     assert done.returncode == 1
     assert done.stderr.splitlines() == [
-        ONE_LINE,
+        done.one_line,
         "while tearing down after it: cleanup hook 'pool' failed: OSError: pool did not close",
     ]
 
@@ -90,4 +104,52 @@ def test_configured_logging_still_gets_the_traceback_and_a_correct_count(
         "startup hook 'connect' failed: ConnectionRefusedError: the database refused the "
         f"connection; tore down the 1 hook that had started{failed}"
     ) in done.stderr
-    assert done.stderr.rstrip().splitlines()[-1 - fail_close] == ONE_LINE
+    assert done.stderr.rstrip().splitlines()[-1 - fail_close] == done.one_line
+
+
+CAUGHT_TWICE = """
+import socket
+import sys
+
+from aiohttp import web
+
+import aiohttp_helpers as ah
+
+
+async def connect(app):
+    raise ConnectionRefusedError("no database")
+
+
+for _ in range(2):
+    app = web.Application()
+    ah.setup(app).lifecycle.on_startup(name="connect")(connect)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    try:
+        web.run_app(app, sock=sock, print=None)
+    except ah.HookError:
+        print("caught", flush=True)
+
+    def wrapper(kind, exc, tb, previous=sys.excepthook):
+        # Another library's hook, calling the one that was there before it.
+        print("wrapper", file=sys.stderr, flush=True)
+        previous(kind, exc, tb)
+
+    sys.excepthook = wrapper
+
+raise KeyError("unrelated")
+"""
+
+
+def test_caught_failures_and_other_hooks_leave_other_errors_alone(tmp_path: Path) -> None:
+    script = tmp_path / "twice.py"
+    script.write_text(textwrap.dedent(CAUGHT_TWICE))
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert done.returncode == 1
+    assert done.stdout.splitlines() == ["caught", "caught"]
+    assert "RecursionError" not in done.stderr
+    assert done.stderr.count("wrapper") == 2
+    assert done.stderr.rstrip().splitlines()[-1] == "KeyError: 'unrelated'"
+    assert "Traceback (most recent call last)" in done.stderr
