@@ -24,7 +24,7 @@ from ._compat import expect_handler, set_expect_handler
 from .config import UploadLimits
 from .errors import BodyTooLarge, HelpersError, NotMultipart
 from .problem import error_response
-from .uploads.counts import check_declared_length
+from .uploads.counts import URLENCODED, body_limit, check_declared_length, media_type
 from .uploads.limits import ROUTE_LIMITS_ATTR
 
 __all__ = ["declared_error", "install_expect_handlers"]
@@ -34,18 +34,17 @@ log = logging.getLogger("aiohttp_helpers")
 _ExpectHandler = Callable[[web.Request], Coroutine[Any, Any, web.StreamResponse | None]]
 _Resolver = Callable[[web.Request], UploadLimits]
 _WRAPPED = "__aiohttp_helpers_expect__"
-# What read_form() and iter_parts() read; anything else is refused by both.
-_FORM_TYPES = ("application/x-www-form-urlencoded",)
 
 
 def declared_error(request: web.BaseRequest, limits: UploadLimits) -> HelpersError | None:
     """The error the headers alone already decide for an upload route, or None."""
     ctype = request.headers.get(hdrs.CONTENT_TYPE, "")
-    media = ctype.partition(";")[0].strip().lower()
-    if not media.startswith("multipart/") and media not in _FORM_TYPES:
+    media = media_type(ctype)
+    if not media.startswith("multipart/") and media != URLENCODED:
         return NotMultipart(ctype, urlencoded=True)
     try:
-        check_declared_length(request.headers, limits.max_body_size)
+        # The limit read_form() holds the body to: an urlencoded one is held whole.
+        check_declared_length(request.headers, body_limit(media, limits))
     except BodyTooLarge as error:
         return error
     return None

@@ -26,20 +26,46 @@ from ..errors import (
     TooManyParts,
 )
 
-__all__ = ["TURN", "Counts", "check_declared_length"]
+__all__ = ["TURN", "URLENCODED", "Counts", "body_limit", "check_declared_length", "media_type"]
 
 #: The longest a body is parsed without letting the event loop run other tasks (seconds).
 TURN: Final = 0.01
 
 
+#: The one media type read as a form besides ``multipart/*``.
+URLENCODED: Final = "application/x-www-form-urlencoded"
+
+
+def media_type(content_type: str) -> str:
+    """The media type of a Content-Type value, lower-cased, without its parameters."""
+    return content_type.partition(";")[0].strip().lower()
+
+
+def body_limit(media: str, limits: UploadLimits) -> int:
+    """The most bytes a body of ``media`` may have on the wire.
+
+    An urlencoded body is held whole to be parsed, so ``max_urlencoded_size`` bounds it
+    too; a multipart body streams, within ``max_body_size``.
+    """
+    if media == URLENCODED:
+        return min(limits.max_body_size, limits.max_urlencoded_size)
+    return limits.max_body_size
+
+
 def check_declared_length(headers: Mapping[str, str], limit: int) -> None:
     """Refuse a body whose Content-Length is over ``limit`` before a byte of it is read.
+
+    A value that is not plain ASCII digits is left to the reader (aiohttp's parser has
+    refused it on the wire already); one of more than 20 digits is over any limit.
 
     Raises:
         BodyTooLarge: the declared length is over ``limit`` (413).
     """
     length = headers.get(hdrs.CONTENT_LENGTH)
-    if length is not None and length.isdigit() and int(length) > limit:
+    if length is None:
+        return
+    length = length.strip()
+    if length.isascii() and length.isdigit() and (len(length) > 20 or int(length) > limit):
         raise BodyTooLarge(limit)
 
 

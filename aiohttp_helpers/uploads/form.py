@@ -15,7 +15,7 @@ from ..errors import BadRequest, MalformedMultipart
 from ..keys import SIGNALS_KEY
 from ..scope import request_scope
 from .charsets import decode_text
-from .counts import check_declared_length
+from .counts import URLENCODED, body_limit, check_declared_length, media_type
 from .decoding import check_charset
 from .filenames import safe_filename
 from .headers import PartHead, header_text, parse_content_type
@@ -116,10 +116,18 @@ class _FormReader:
         while True:
             if fast:
                 for raw_name, value in parser.read_simple_fields():
-                    field = header_text(raw_name)
+                    # The common case inline (a call per field shows in a form of many
+                    # small fields); anything else goes the one general way.
+                    try:
+                        field = raw_name.decode()
+                    except UnicodeDecodeError:
+                        field = header_text(raw_name)
                     text_field(field, len(value))
                     if level.charset is None and field != "_charset_":
-                        add(field, decode_text(value, None, field))
+                        try:
+                            add(field, value.decode())
+                        except UnicodeDecodeError:
+                            add(field, decode_text(value, None, field))
                     else:
                         self.add_field(level, field, value, None)
             head = await level.next_head()
@@ -204,7 +212,7 @@ async def _read_urlencoded(
 ) -> Form:
     charset = params.get("charset") or "utf-8"
     check_charset(charset, None)  # 415 before a byte of the body is read
-    limit = min(limits.max_body_size, limits.max_urlencoded_size)
+    limit = body_limit(URLENCODED, limits)
     check_declared_length(request.headers, limit)
     source = BodySource(request.content, limits, limit)
     body = bytearray()
@@ -235,7 +243,7 @@ async def read_form(request: web.BaseRequest, limits: UploadLimits | None = None
     elif not isinstance(limits, UploadLimits):
         raise TypeError(f"limits must be an UploadLimits, got {type(limits).__name__}")
     ctype = request.headers.get(hdrs.CONTENT_TYPE, "")
-    if ctype.lower().startswith("application/x-www-form-urlencoded"):
+    if media_type(ctype) == URLENCODED:
         try:
             _, params = parse_content_type(ctype)
         except MalformedMultipart:

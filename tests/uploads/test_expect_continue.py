@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from yarl import URL
@@ -33,6 +34,12 @@ async def small(request: web.Request) -> web.Response:
         await part.release()
         count += 1
     return web.json_response({"parts": count})
+
+
+@ah.upload_limits(max_urlencoded_size=50)
+async def small_form(request: web.Request) -> web.Response:
+    form = await ah.read_form(request)
+    return web.json_response({"fields": len(form.fields)})
 
 
 async def plain(request: web.Request) -> web.Response:
@@ -63,6 +70,7 @@ def expect_app() -> web.Application:
     app.router.add_post("/upload", upload)
     app.router.add_post("/small", small)
     app.router.add_post("/plain", plain)
+    app.router.add_post("/small-form", small_form)
     app.router.add_view("/view", UploadView)
     app.router.add_route("POST", "/custom", upload, expect_handler=custom_expect)
     sub = web.Application()
@@ -132,6 +140,25 @@ async def exchange(
         pytest.param("/upload", 10, "application/json", 415, "not-multipart", None, id="json"),
         pytest.param("/upload", 10, "text/plain", 415, "not-multipart", None, id="text"),
         pytest.param("/small", 10, "", 415, "not-multipart", None, id="no-type"),
+        # read_form() holds an urlencoded body whole: max_urlencoded_size bounds it too.
+        pytest.param(
+            "/small-form",
+            51,
+            "application/x-www-form-urlencoded",
+            413,
+            "body-too-large",
+            50,
+            id="urlencoded-limit",
+        ),
+        pytest.param(
+            "/upload",
+            10,
+            "application/x-www-form-urlencodedX",
+            415,
+            "not-multipart",
+            None,
+            id="urlencoded-lookalike",
+        ),
     ],
 )
 async def test_final_answer_instead_of_100_continue(
@@ -270,3 +297,37 @@ async def test_curl(
     else:
         assert "< HTTP/1.1 100 Continue" in trace
         assert int(float(size_upload)) > 2 * 2**20
+
+
+@pytest.mark.parametrize(
+    ("content_type", "length", "status"),
+    [
+        pytest.param("application/x-www-form-urlencoded", 50, 200, id="urlencoded-at-limit"),
+        pytest.param("multipart/form-data; boundary=b", 51, 100, id="multipart-not-bound-by-it"),
+    ],
+)
+async def test_the_urlencoded_limit_binds_urlencoded_bodies_only(
+    serve: Serve, content_type: str, length: int, status: int
+) -> None:
+    url = await serve(expect_app())
+    body = b"a=" + b"x" * (length - 2)
+    first, _, data = await exchange(url, "/small-form", length, content_type, body=body)
+    if status == 200:
+        assert first == b"100 then HTTP/1.1 200 OK"
+        assert json.loads(data) == {"fields": 1}
+    else:
+        assert first.startswith(b"100 then HTTP/1.1 400 ")  # not a multipart body after all
+
+
+async def test_read_form_refuses_a_lookalike_of_urlencoded(serve: Serve) -> None:
+    url = await serve(expect_app())
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            url / "upload",
+            data=b"a=1",
+            headers={"Content-Type": "application/x-www-form-urlencodedX"},
+        ) as resp,
+    ):
+        assert resp.status == 415
+        assert (await resp.json())["type"] == "urn:aiohttp-helpers:problem:not-multipart"
