@@ -137,7 +137,14 @@ def retype_client_ws(ws: ClientWebSocketResponse, cls: type[_ClientWS]) -> _Clie
     """
     if not issubclass(cls, type(ws)):
         raise TypeError(f"{cls.__name__} is not a subclass of {type(ws).__name__}")
-    ws.__class__ = cls
+    try:
+        ws.__class__ = cls
+    except TypeError as exc:  # a later aiohttp gave the class __slots__, say
+        raise TypeError(
+            f"cannot make this aiohttp's {type(ws).__name__} a {cls.__name__} ({exc}); "
+            "pass ws_response_class=aiohttp_helpers.websocket.ClientWebSocket to the "
+            "ClientSession instead"
+        ) from exc
     return ws  # type: ignore[return-value]
 
 

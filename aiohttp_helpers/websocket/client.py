@@ -150,7 +150,8 @@ class ClientWebSocket(ClientWebSocketResponse):
 
     @classmethod
     def adopt(cls, ws: ClientWebSocketResponse) -> ClientWebSocket:
-        """``ws`` as a :class:`ClientWebSocket` (itself, when it already is one)."""
+        """``ws`` as a :class:`ClientWebSocket`: the same object, its class changed in place
+        to a recording subclass of its own class (untouched when it already is one)."""
         if isinstance(ws, ClientWebSocket):
             return ws
         recording = retype_client_ws(ws, _recording_class(type(ws)))
@@ -296,7 +297,12 @@ class WSReconnector(AsyncClosing):
         self.error = None
         self.connections += 1
         self._connected_at = self.policy.clock()
-        recording = ClientWebSocket.adopt(ws)
+        try:
+            recording = ClientWebSocket.adopt(ws)
+        except BaseException:
+            # Never leave an open connection that nothing holds.
+            await ws.close()
+            raise
         self._ws = recording
         return recording
 
