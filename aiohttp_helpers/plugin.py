@@ -43,10 +43,18 @@ class Helpers:
     lifecycle: Lifecycle
     websockets: WebSocketRegistry
     health: str | None = None
-    drain_delay: float = 0.0
     #: Long-lived HTTP responses (server-sent events): refused while draining, ended on stop.
     streams: StreamRegistry = field(default_factory=StreamRegistry)
-    drain_timeout: float = 30.0
+
+    @property
+    def drain_delay(self) -> float:
+        """Seconds the app keeps serving, not ready, before it stops (the lifecycle's)."""
+        return self.lifecycle.drain_delay
+
+    @property
+    def drain_timeout(self) -> float:
+        """Seconds stopping waits for the requests in flight (the lifecycle's)."""
+        return self.lifecycle.drain_timeout
 
     @property
     def state(self) -> AppState:
@@ -146,9 +154,7 @@ def setup(
         lifecycle=lifecycle,
         websockets=websocket_registry,
         health=health,
-        drain_delay=float(drain_delay),
         streams=streams,
-        drain_timeout=float(drain_timeout),
     )
     app[HELPERS_KEY] = helpers
     # Each feature finds its own part through its own key, never through Helpers.

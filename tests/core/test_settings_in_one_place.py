@@ -101,3 +101,12 @@ async def test_a_sub_app_without_its_own_reads_its_parents_like_its_requests(
         assert response.status == 200
     assert seen == [(middle_limits, parent_ws)]
     assert (leaf_helpers.limits, leaf_helpers.websocket_settings) == seen[0]
+
+
+def test_the_drain_settings_are_the_lifecycles() -> None:
+    helpers = ah.setup(web.Application(), drain_delay=2, drain_timeout=7)
+    assert (helpers.drain_delay, helpers.drain_timeout) == (2.0, 7.0)
+    helpers.lifecycle.drain_delay = 3.0  # what stopping reads is what Helpers shows
+    assert helpers.drain_delay == 3.0
+    with pytest.raises(AttributeError):
+        helpers.drain_timeout = 1.0  # type: ignore[misc]
