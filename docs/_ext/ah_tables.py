@@ -127,7 +127,7 @@ class CloseCodeTable(_TableDirective):
             for member in codes.Retry
         }
         rows = []
-        for code in [*range(1000, 1016), 3000, 4000]:
+        for code in [*sorted(codes._TABLE), 3000, 4000]:  # every named code, then the ranges
             info = codes.close_code_info(code)
             shown = {3000: "3000-3999", 4000: "4000-4999"}.get(code, str(code))
             rows.append(
@@ -154,7 +154,7 @@ class ReconnectTable(_TableDirective):
 
         attr_docs = ModuleAnalyzer.for_module(codes.__name__).find_attr_docs()
         groups: dict[object, list[str]] = {}
-        for code in [*range(1000, 1016), 3000, 4000]:
+        for code in [*sorted(codes._TABLE), 3000, 4000]:  # every named code, then the ranges
             info = codes.close_code_info(code)
             shown = {3000: "3000-3999", 4000: "4000-4999"}.get(code, f"{code} ``{info.name}``")
             groups.setdefault(info.retry, []).append(shown)
