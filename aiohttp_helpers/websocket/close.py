@@ -256,8 +256,8 @@ async def close_websocket(
             1016-2999, above 4999), or ``reason`` is bytes that are not UTF-8.
         TypeError: ``code`` is not an ``int`` or ``reason`` not a ``str``.
     """
-    code = check_close_code(code)
-    message = encode_reason(reason)
+    frame = CloseFrame.checked(code, reason)
+    code, message = frame.code, frame.reason.encode("utf-8")
     if timeout <= 0:
         raise ValueError(f"timeout must be positive, got {timeout!r}")
     if ws.closed:

@@ -24,9 +24,7 @@ from .close import (
     TOO_SLOW,
     CloseFrame,
     close_websocket,
-    encode_reason,
 )
-from .codes import check_close_code
 from .frames import Prebuilt
 
 __all__ = ["WebSocketRegistry"]
@@ -359,8 +357,8 @@ class WebSocketRegistry:
         Raises:
             ValueError: ``code`` may not be sent.
         """
-        code = check_close_code(code)
-        encode_reason(reason)
+        frame = CloseFrame.checked(code, reason)  # refused before any socket is touched
+        code, reason = frame.code, frame.reason
         deadline = self.settings.close_timeout if timeout is None else timeout
         targets = [ws for ws in self if not ws.closed]
         if not targets:

@@ -20,9 +20,8 @@ from .close import (
     CloseFrame,
     CloseRecord,
     WSClose,
-    encode_reason,
 )
-from .codes import check_close_code, may_send
+from .codes import may_send
 from .frames import StrictFrames
 
 __all__ = ["MessageKind", "Messages", "ServerWebSocket"]
@@ -138,8 +137,8 @@ class ServerWebSocket(web.WebSocketResponse):
                 code, payload = WSCloseCode.PROTOCOL_ERROR, b"invalid close code"
                 record.on_sent(CloseFrame(code, payload.decode()))
         else:
-            code = check_close_code(code)
-            payload = encode_reason(message)
+            frame = CloseFrame.checked(code, message)
+            code, payload = frame.code, frame.reason.encode("utf-8")
             if not payload and code in PROTOCOL_REASONS:
                 payload = PROTOCOL_REASONS[code].encode()
             transport = ws_transport(self)
