@@ -59,6 +59,9 @@ _KNOWN_CODES = frozenset(range(1000, 1016))
 ClosedBy = Literal["server", "client", "none", "unknown"]
 
 
+_DEFAULT_LIMITS = UploadLimits()
+
+
 class Refusal(NamedTuple):
     """A request the package refused: with a problem document, or a WebSocket closed at once."""
 
@@ -394,9 +397,9 @@ class Observer:
         return close_code_label(code, who), who
 
     def spooled_bytes(self) -> int:
-        default = UploadLimits()
         directories = {
-            app.get(UPLOAD_LIMITS_KEY, default).tmp_dir for app in (self.app, *self.sub_apps)
+            app.get(UPLOAD_LIMITS_KEY, _DEFAULT_LIMITS).tmp_dir
+            for app in (self.app, *self.sub_apps)
         }
         return sum(spooled_bytes(directory) for directory in directories)
 

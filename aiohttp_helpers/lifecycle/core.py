@@ -37,7 +37,8 @@ from .._words import counted
 from ..inflight import InFlight
 from ..serving import AppState
 from ..signals import SafeSignal
-from . import drain, stop, takeover
+from . import drain as draining
+from . import stop, takeover
 from .errors import FrozenSignalError, HookError
 from .hooks import ContextDecorator, Hook, HookDecorator, Registration
 from .order import collect_tree, plan
@@ -265,7 +266,7 @@ class Lifecycle:
         Raises:
             RuntimeError: the application has not started.
         """
-        await drain.drain(self, delay)
+        await draining.drain(self, delay)
 
     async def finish_requests(
         self,
@@ -284,7 +285,7 @@ class Lifecycle:
         Returns:
             how many requests were ended at the bound.
         """
-        return await drain.finish_requests(self, timeout)
+        return await draining.finish_requests(self, timeout)
 
     # -- stopping -----------------------------------------------------------------------
 

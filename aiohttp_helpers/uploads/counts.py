@@ -3,6 +3,9 @@
 Every reader of a body (``iter_parts()``, ``read_form()`` and its fast path for plain
 text fields, ``BodyPart.form()`` and urlencoded bodies) counts through a :class:`Counts`,
 so a limit means the same, and fails with the same error, whichever way the body is read.
+The pairs of an urlencoded body, or of one part read with ``BodyPart.form()``, are a tally
+of their own (:meth:`Counts.pair`: fields, field size, the text budget): a part's pairs are
+not parts or fields of the body around it.
 """
 
 from __future__ import annotations

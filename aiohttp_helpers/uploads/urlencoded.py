@@ -3,7 +3,7 @@
 ``urllib.parse.parse_qsl`` decodes and splits a whole body in one call: a legal body of a
 few MiB holds every other request of the process for a second. Here the pairs are cut
 out one by one, escapes are undone in bounded slices, and the parse lets other tasks
-run every ``_TURN`` seconds; the field count, field size and the text budget are checked
+run every ``counts.TURN`` seconds; the field count, field size and the text budget are checked
 as the pairs come, so a body over a limit stops at the first pair that crosses it.
 """
 
@@ -69,7 +69,8 @@ async def parse_urlencoded(
         UnsupportedEncoding: ``charset`` is not a form charset (415).
         TooManyFields: more than ``max_fields`` pairs (413).
         FieldTooLarge: a value over ``max_field_size`` decoded bytes (413).
-        FieldsMemoryExceeded: the values together over ``max_fields_memory`` (413).
+        FieldsMemoryExceeded: the names and values together over ``max_fields_memory``
+            (413).
         MalformedMultipart: a name or value that is not text in ``charset`` (400).
     """
     python_codec = charset if codec else charset_codec(charset, field)
