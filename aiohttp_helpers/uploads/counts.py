@@ -59,7 +59,8 @@ def check_declared_length(headers: Mapping[str, str], limit: int) -> None:
     """Refuse a body whose Content-Length is over ``limit`` before a byte of it is read.
 
     A value that is not plain ASCII digits is left to the reader (aiohttp's parser has
-    refused it on the wire already); one of more than 20 digits is over any limit.
+    refused it on the wire already); one of more than 20 significant digits is over any
+    limit, and is not converted.
 
     Raises:
         BodyTooLarge: the declared length is over ``limit`` (413).
@@ -68,8 +69,10 @@ def check_declared_length(headers: Mapping[str, str], limit: int) -> None:
     if length is None:
         return
     length = length.strip()
-    if length.isascii() and length.isdigit() and (len(length) > 20 or int(length) > limit):
-        raise BodyTooLarge(limit)
+    if length.isascii() and length.isdigit():
+        digits = length.lstrip("0")
+        if len(digits) > 20 or int(digits or "0") > limit:
+            raise BodyTooLarge(limit)
 
 
 class Counts:

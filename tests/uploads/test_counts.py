@@ -140,6 +140,12 @@ async def test_every_reader_counts_the_same(
         pytest.param("11", True, id="over"),
         pytest.param("-1", False, id="not-digits"),
         pytest.param(None, False, id="absent"),
+        pytest.param(" 11 ", True, id="padded"),
+        pytest.param("0" * 25 + "11", True, id="leading-zeros-over"),
+        pytest.param("0" * 25 + "5", False, id="leading-zeros-under"),
+        pytest.param("9" * 5000, True, id="5000-digits-no-int-conversion-error"),
+        pytest.param("\u00b2\u00b2", False, id="unicode-digits-left-to-the-reader"),
+        pytest.param("1e3", False, id="exponent-left-to-the-reader"),
     ],
 )
 def test_check_declared_length(length: str | None, refused: bool) -> None:
