@@ -153,3 +153,38 @@ def test_caught_failures_and_other_hooks_leave_other_errors_alone(tmp_path: Path
     assert done.stderr.count("wrapper") == 2
     assert done.stderr.rstrip().splitlines()[-1] == "KeyError: 'unrelated'"
     assert "Traceback (most recent call last)" in done.stderr
+
+
+def test_the_hook_prints_its_error_in_one_line_and_passes_others_on(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # In this process, so that coverage sees the hook the subprocess tests above drive.
+    from aiohttp_helpers.lifecycle import HookError, takeover
+
+    seen: list[BaseException] = []
+    monkeypatch.setattr(sys, "excepthook", lambda kind, exc, tb: seen.append(exc))
+    monkeypatch.setattr(takeover, "_installed", False)
+    monkeypatch.setattr(takeover, "_previous_hook", None)
+
+    def connect() -> None:
+        raise ConnectionRefusedError("no database")
+
+    try:
+        connect()
+    except ConnectionRefusedError as exc:
+        cause = exc
+    error = HookError("startup", "connect", "", "failed: ConnectionRefusedError: no database")
+    error.__cause__ = cause
+    error.add_note("while tearing down after it: cleanup hook 'pool' failed: OSError: x")
+    takeover.exit_in_one_line(error)
+    takeover.exit_in_one_line(error)  # installed once
+    other = KeyError("unrelated")
+    sys.excepthook(HookError, error, None)
+    sys.excepthook(KeyError, other, None)
+    line = connect.__code__.co_firstlineno + 1
+    assert capsys.readouterr().err.splitlines() == [
+        "aiohttp_helpers.HookError: startup hook 'connect' failed: ConnectionRefusedError: "
+        f"no database (raised in connect at {__file__}:{line})",
+        "while tearing down after it: cleanup hook 'pool' failed: OSError: x",
+    ]
+    assert seen == [other]  # everything else goes to the hook that was there before
